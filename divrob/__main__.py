@@ -1,0 +1,3 @@
+from divrob.cli import main
+
+main()

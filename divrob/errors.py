@@ -1,0 +1,40 @@
+"""User-facing errors. The CLI prints these without a traceback and exits non-zero."""
+
+from __future__ import annotations
+
+
+class DivrobError(Exception):
+    """A mistake the user can fix; the message says what to do."""
+
+    exit_code = 1
+
+
+class RecipeError(DivrobError):
+    """A recipe that does not parse or validate: names the file, the field and the reason."""
+
+    exit_code = 2
+
+    def __init__(self, path, field: str, reason: str):
+        self.path = str(path)
+        self.field = field
+        self.reason = reason
+        where = f"{self.path}: {field}" if field else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class WorkspaceError(DivrobError):
+    """A workspace that is missing, unreadable or badly configured."""
+
+
+class SourceError(DivrobError):
+    """A data source that is missing, in the wrong layout, or cannot give what was asked."""
+
+
+class ManifestError(DivrobError):
+    """A distribution that cannot be materialised from its source (too few images, ...)."""
+
+    exit_code = 2
+
+
+class RunError(DivrobError):
+    """A run that failed or cannot start."""

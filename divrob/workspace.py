@@ -1,0 +1,195 @@
+"""The workspace: one directory holding config, store, indexes, manifests, runs and figures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from divrob.errors import WorkspaceError
+from divrob.fileio import write_text_atomic
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_WORKSPACE = "divrob-work"
+ENV_VAR = "DIVROB_WORKSPACE"
+CONFIG_NAME = "divrob.toml"
+
+
+class DatasetRoots(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    imagenet: str = Field("", description="ILSVRC-2012 root holding train/<wnid>/*.JPEG")
+    inat2017: str = Field("", description="iNaturalist 2017 root holding train2017.json")
+    iwildcam: str = Field("", description="WILDS root holding iwildcam_v2.0/")
+    fractaldb: str = Field("", description="FractalDB ImageFolder (default: workspace data/)")
+    diffusion: str = Field("", description="generated ImageFolder (default: workspace data/)")
+    folders: dict[str, str] = Field(default_factory=dict, description="named ImageFolder sources")
+
+
+class ComputeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str = "auto"
+    num_workers: int = Field(2, ge=0)
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
+
+
+class DemoConfig(BaseModel):
+    """Sizes of the generated offline data (demo-shapes, camtrap-sim)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shapes_classes: int = Field(24, ge=2)
+    shapes_per_class: int = Field(120, ge=1)
+    shapes_size: int = Field(48, ge=16)
+    camtrap_images: int = Field(2400, ge=100)
+    camtrap_size: int = Field(48, ge=16)
+    seed: int = 0
+
+
+class WorkspaceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: DatasetRoots = Field(default_factory=DatasetRoots)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+
+
+CONFIG_TEMPLATE = """\
+# divrob workspace configuration.
+# Paths may be absolute or relative to this file's directory.
+
+[datasets]
+imagenet = ""   # ILSVRC-2012: a directory holding train/<wnid>/*.JPEG
+inat2017 = ""   # iNaturalist 2017: a directory holding train2017.json and train_val_images/
+iwildcam = ""   # WILDS root: a directory holding iwildcam_v2.0/ (metadata.csv, train/)
+
+[datasets.folders]
+# any ImageFolder (<class>/<image>) usable as source = "folder:<name>"
+# mydata = "/data/mydata"
+
+[compute]
+device = "auto"     # "auto" (cuda when available), "cpu" or "cuda"
+num_workers = 2     # DataLoader worker processes on the CPU path
+threads = 0         # torch CPU threads; 0 leaves torch's default
+
+[demo]
+# sizes of the generated offline data; changing them after generation is an error
+# (delete data/demo-shapes or data/camtrap-sim to regenerate)
+shapes_classes = 24
+shapes_per_class = 120
+shapes_size = 48
+camtrap_images = 2400
+camtrap_size = 48
+seed = 0
+"""
+
+
+def resolve_root(path: str | os.PathLike | None = None) -> Path:
+    """The workspace directory: the given path, else $DIVROB_WORKSPACE, else ./divrob-work."""
+    if path is None or str(path) == "":
+        path = os.environ.get(ENV_VAR) or DEFAULT_WORKSPACE
+    return Path(path).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: WorkspaceConfig
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "divrob.duckdb"
+
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def data(self) -> Path:
+        """Generated datasets (demo sources, FractalDB, diffusion images)."""
+        return self.root / "data"
+
+    def dataset_root(self, name: str) -> Path | None:
+        """The configured root of a dataset, resolved against the workspace; None if unset."""
+        value = getattr(self.config.datasets, name, "")
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def folder_root(self, name: str) -> Path | None:
+        value = self.config.datasets.folders.get(name)
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def ensure_dirs(self) -> None:
+        for d in (self.indexes, self.manifests, self.runs, self.cache, self.figures, self.data):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
+    """Create a workspace (idempotent: an existing divrob.toml is kept as it is)."""
+    root = resolve_root(path)
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"{root} exists and is not a directory; choose another workspace path")
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = root / CONFIG_NAME
+    if not cfg.exists():
+        write_text_atomic(cfg, CONFIG_TEMPLATE)
+    ws = open_workspace(root)
+    ws.ensure_dirs()
+    return ws
+
+
+def open_workspace(path: str | os.PathLike | None = None) -> Workspace:
+    """Open an existing workspace; a missing one gets an error that says how to create it."""
+    root = resolve_root(path)
+    cfg_path = root / CONFIG_NAME
+    if not cfg_path.exists():
+        raise WorkspaceError(
+            f"no divrob workspace at {root} (no {CONFIG_NAME}); create one with `divrob init {root}` "
+            f"or point --workspace / ${ENV_VAR} at an existing one"
+        )
+    try:
+        raw = tomllib.loads(cfg_path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise WorkspaceError(f"{cfg_path}: not valid TOML: {e}") from None
+    try:
+        config = WorkspaceConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise WorkspaceError(f"{cfg_path}: {field}: {err['msg']}") from None
+    ws = Workspace(root=root, config=config)
+    ws.ensure_dirs()
+    return ws
