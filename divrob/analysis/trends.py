@@ -1,0 +1,201 @@
+"""Linear trends of OOD vs ID metric on a transformed scale, their bootstrap bands, and
+effective robustness (Taori et al. 2020; Miller et al. 2021).
+
+A trend is the least-squares line of transform(OOD) on transform(ID). Bootstraps resample
+points with replacement and refit in closed form, all resamples at once as (n_boot, n) arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Aliased: `transform` is also the name of every function's transform-name argument.
+from divrob.analysis.transforms import inverse
+from divrob.analysis.transforms import transform as to_scale
+
+# Resamples are drawn and reduced in row chunks of about this many elements: memory stays
+# bounded (10k points x 1k resamples at once would be ~200 MB) and each chunk stays in cache.
+_CHUNK_ELEMENTS = 1 << 19
+
+
+@dataclass(frozen=True)
+class Trend:
+    group: str
+    slope: float
+    intercept: float
+    r2: float
+    n: int
+    transform: str
+
+    def predict(self, id_metric) -> np.ndarray:
+        """Expected OOD metric (metric units) at the given ID metric values."""
+        x = to_scale(id_metric, self.transform)
+        return inverse(self.slope * x + self.intercept, self.transform)
+
+
+def _paired(id_metric, ood_metric) -> tuple[np.ndarray, np.ndarray]:
+    """Paired 1-d float arrays with non-finite pairs dropped (a missing eval is not a point)."""
+    x = np.asarray(id_metric, dtype=np.float64).ravel()
+    y = np.asarray(ood_metric, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"ID and OOD metrics differ in length: {x.size} vs {y.size}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def fit_trend(id_metric, ood_metric, transform: str = "probit", group: str = "") -> Trend:
+    """Least-squares line of transformed OOD on transformed ID."""
+    x, y = _paired(id_metric, ood_metric)
+    name = f"group {group!r}: " if group else ""
+    if x.size < 2:
+        raise ValueError(f"{name}a trend needs at least 2 points with both metrics, got {x.size}")
+    xt, yt = _transform_pair(x, y, transform)
+    dx, dy = xt - xt.mean(), yt - yt.mean()
+    sxx = float(dx @ dx)
+    if sxx <= 1e-12 * max(float(xt @ xt), 1.0):
+        raise ValueError(f"{name}all {x.size} points have the same ID metric; no line fits")
+    slope = float(dx @ dy) / sxx
+    intercept = float(yt.mean() - slope * xt.mean())
+    ss_res = float(np.sum((dy - slope * dx) ** 2))
+    ss_tot = float(dy @ dy)
+    # sklearn's convention for a constant target: perfect fit scores 1, anything else 0.
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+    return Trend(str(group), slope, intercept, r2, int(x.size), transform)
+
+
+def fit_trends(df, group_col: str = "group", id_col: str = "id_f1", ood_col: str = "ood_f1",
+               transform: str = "probit") -> dict[str, Trend]:
+    """One trend per group, in sorted group order; groups that cannot be fit are left out."""
+    to_scale([], transform)  # a bad transform name must raise, not skip every group
+    trends: dict[str, Trend] = {}
+    groups = {str(g): sub for g, sub in df.groupby(group_col, sort=False)}
+    for g in sorted(groups):
+        sub = groups[g]
+        try:
+            trends[g] = fit_trend(sub[id_col].to_numpy(), sub[ood_col].to_numpy(), transform, g)
+        except ValueError:
+            continue
+    return trends
+
+
+def _transform_pair(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return to_scale(x, name), to_scale(y, name)
+
+
+def _resampled_lines(xt: np.ndarray, yt: np.ndarray, n_boot: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form least squares on `n_boot` resamples (with replacement) of the points.
+
+    Degenerate resamples (all resampled x equal) come back as NaN so callers can drop them
+    while keeping rows aligned with other resamples drawn alongside.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    n = xt.size
+    # Centring on the full-sample means first avoids cancellation in the sums below.
+    mx0, my0 = xt.mean(), yt.mean()
+    xc, yc = xt - mx0, yt - my0
+    tol = 1e-12 * max(float(xc @ xc) / n, 1e-300)
+    slopes = np.empty(int(n_boot))
+    intercepts = np.empty(int(n_boot))
+    rows = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, int(n_boot), rows):
+        stop = min(start + rows, int(n_boot))
+        idx = _draw(rng, n, stop - start)
+        xs, ys = xc[idx], yc[idx]
+        mx, my = xs.mean(axis=1), ys.mean(axis=1)
+        sxx = np.einsum("ij,ij->i", xs, xs) / n - mx * mx
+        sxy = np.einsum("ij,ij->i", xs, ys) / n - mx * my
+        bad = sxx <= tol
+        b = np.where(bad, np.nan, sxy / np.where(bad, 1.0, sxx))
+        slopes[start:stop] = b
+        intercepts[start:stop] = my0 + my - b * (mx0 + mx)
+    return slopes, intercepts
+
+
+def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """An (n_boot, n) matrix of resample indices; int32 halves the memory traffic."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    dtype = np.int32 if n < 2**31 else np.int64
+    return rng.integers(0, n, size=(int(n_boot), n), dtype=dtype)
+
+
+def bootstrap_lines(id_metric, ood_metric, transform: str = "probit", n_boot: int = 1000,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts (transformed scale) of lines fit to bootstrap resamples.
+
+    Resamples whose ID values are all equal have no line and are dropped, so fewer than
+    `n_boot` lines can come back (often with 2-3 points).
+    """
+    x, y = _paired(id_metric, ood_metric)
+    if x.size < 2:
+        raise ValueError(f"bootstrapping a trend needs at least 2 points, got {x.size}")
+    xt, yt = _transform_pair(x, y, transform)
+    slopes, intercepts = _resampled_lines(xt, yt, n_boot, np.random.default_rng(seed))
+    ok = np.isfinite(slopes)
+    return slopes[ok], intercepts[ok]
+
+
+def _percentiles(values: np.ndarray, level: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(values, [tail, 100.0 - tail], axis=axis)
+    return lo, hi
+
+
+def bootstrap_band(id_metric, ood_metric, grid, transform: str = "probit", n_boot: int = 1000,
+                   seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile band of the bootstrapped lines over `grid`, all in metric units."""
+    slopes, intercepts = bootstrap_lines(id_metric, ood_metric, transform, n_boot, seed)
+    if slopes.size == 0:
+        raise ValueError("every bootstrap resample had a single ID value; no band can be drawn")
+    g = _transform_1d(grid, transform)
+    lines = slopes[:, None] * g[None, :] + intercepts[:, None]
+    # Percentiles commute with the monotone inverse, so take them on the cheap linear scale.
+    lo, hi = _percentiles(lines, level)
+    return inverse(lo, transform), inverse(hi, transform)
+
+
+def _transform_1d(values, name: str) -> np.ndarray:
+    return np.atleast_1d(to_scale(values, name)).ravel()
+
+
+def effective_robustness(id_metric, ood_metric, baseline: Trend) -> np.ndarray:
+    """OOD metric minus what the baseline trend predicts from the ID metric (metric units)."""
+    ood = np.asarray(ood_metric, dtype=np.float64)
+    return ood - baseline.predict(id_metric)
+
+
+def effective_robustness_ci(id_metric, ood_metric, baseline_id, baseline_ood,
+                            transform: str = "probit", n_boot: int = 1000, seed: int = 0,
+                            level: float = 0.95) -> tuple[float, float, float]:
+    """Mean effective robustness of a group against a baseline fit, with a bootstrap CI.
+
+    Each resample redraws the group's points and the baseline's points and refits the baseline,
+    so the interval carries the uncertainty of both; the point estimate uses all the data.
+    """
+    x, y = _paired(id_metric, ood_metric)
+    bx, by = _paired(baseline_id, baseline_ood)
+    if x.size < 1:
+        raise ValueError("effective robustness needs at least 1 point in the group")
+    baseline = fit_trend(bx, by, transform, group="baseline")
+    mean = float(np.mean(effective_robustness(x, y, baseline)))
+
+    # Independent streams for the two resamplings; row i of each belongs to bootstrap draw i.
+    baseline_rng, group_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
+    bxt, byt = _transform_pair(bx, by, transform)
+    slopes, intercepts = _resampled_lines(bxt, byt, n_boot, baseline_rng)
+    g_idx = _draw(group_rng, x.size, n_boot)
+    ok = np.isfinite(slopes)
+    if not ok.any():
+        raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
+    xt = to_scale(x, transform)
+    g_idx = g_idx[ok]
+    pred = inverse(slopes[ok, None] * xt[g_idx] + intercepts[ok, None], transform)
+    boot_means = np.mean(y[g_idx] - pred, axis=1)
+    lo, hi = _percentiles(boot_means, level)
+    return mean, float(lo), float(hi)

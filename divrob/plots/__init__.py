@@ -1,0 +1,1 @@
+"""Figures: plotext in the terminal, matplotlib on export."""
