@@ -1,0 +1,1 @@
+"""RunSpecs (content-addressed run ids) and run directories."""

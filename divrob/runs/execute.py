@@ -1,0 +1,119 @@
+"""The body of one job: pre-train on the run's manifest (unless scratch), then fine-tune on the
+downstream task with a new head, evaluating every epoch. Resumes from the run's checkpoints."""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from divrob.errors import DivrobError, RunError
+from divrob.progress import SILENT, Reporter
+from divrob.runs.rundir import RunDir
+from divrob.runs.spec import RunSpec
+from divrob.workspace import Workspace
+
+PRETRAINED = "pretrained.pt"
+
+
+def pick_device(ws: Workspace):
+    import torch
+
+    want = ws.config.compute.device
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"compute.device = {want!r} in {ws.config_path}, but no CUDA device is visible")
+    return torch.device(want)
+
+
+def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+    import numpy as np
+
+    from divrob.recipes.manifest import load_manifest
+    from divrob.sources import source_root
+    from divrob.train.data import decode_images
+    from divrob.train.loop import PhaseData
+
+    rows = load_manifest(ws, spec.manifest_id)
+    roots = {s: source_root(ws, s, reporter) for s in rows["source"].unique()}
+    paths = [roots[s] / p for s, p in zip(rows["source"], rows["path"])]
+    train = decode_images(paths, rows["label"].to_numpy(np.int64), spec.pretrain.image_size, ws.cache,
+                          reporter, f"decoding manifest {spec.manifest_id[:8]}")
+    return PhaseData(train=train, evals={}, augment=True)
+
+
+def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+    from divrob.downstream import EVAL_SPLITS, get_task
+    from divrob.train.data import decode_images
+    from divrob.train.loop import PhaseData
+
+    task = get_task(ws, spec.downstream, reporter)
+    size = spec.finetune.image_size
+
+    def dec(split: str):
+        s = task.split(split)
+        return decode_images(s.paths, s.labels, size, ws.cache, reporter, f"decoding {task.name} {split}")
+
+    return task.num_classes, PhaseData(train=dec("train"), evals={s: dec(s) for s in EVAL_SPLITS}, augment=False)
+
+
+def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:
+    """Run (or resume) one RunSpec to completion in this process."""
+    rd = RunDir.for_spec(ws.runs, spec)
+    if rd.is_finished:
+        return rd
+    rd.set_status("running", pid=os.getpid())
+    try:
+        _execute(ws, spec, rd, reporter)
+    except DivrobError as e:
+        rd.log(f"failed: {e}")
+        rd.set_status("failed", reason=str(e))
+        raise
+    except BaseException as e:
+        rd.log("failed:\n" + traceback.format_exc())
+        state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+        rd.set_status(state, reason=f"{type(e).__name__}: {e}")
+        raise
+    rd.set_status("finished")
+    return rd
+
+
+def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter) -> None:
+    import torch
+
+    from divrob.train.archs import build_model, replace_head
+    from divrob.train.checkpoint import load_checkpoint, save_checkpoint
+    from divrob.train.loop import train_phase
+
+    if ws.config.compute.threads:
+        torch.set_num_threads(ws.config.compute.threads)
+    device = pick_device(ws)
+    label = f"{spec.arch} {'scratch' if spec.is_scratch else spec.manifest_id[:8]}"
+    last = load_checkpoint(rd.checkpoints / "last.pt")
+    in_finetune = last is not None and last.get("phase") == "finetune"
+    pretrained_path = rd.checkpoints / PRETRAINED
+
+    if not spec.is_scratch and not in_finetune and not pretrained_path.exists():
+        data = _pretrain_data(ws, spec, reporter)
+        torch.manual_seed(spec.seed)
+        model = build_model(spec.arch, spec.pretrain_classes)
+        rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
+        train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, rundir=rd,
+                    seed=spec.seed, device=device, reporter=reporter, label=label)
+        save_checkpoint(pretrained_path, {"model": model.cpu().state_dict()})
+
+    num_classes, data = _finetune_data(ws, spec, reporter)
+    torch.manual_seed(spec.seed)
+    if spec.is_scratch:
+        model = build_model(spec.arch, num_classes)
+    else:
+        model = build_model(spec.arch, spec.pretrain_classes)
+        if not in_finetune:  # a resumed fine-tune loads its own checkpoint instead
+            state = load_checkpoint(pretrained_path)
+            if state is None:
+                raise RunError(f"run {rd.run_id}: {pretrained_path} is missing; delete the run dir to start over")
+            model.load_state_dict(state["model"])
+        replace_head(model, num_classes, seed=spec.seed + 1)
+    rd.log(f"finetune: {spec.arch} on {spec.downstream} ({int(data.train.valid.sum())} images)")
+    train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, rundir=rd,
+                seed=spec.seed + 1, device=device, reporter=reporter, label=label)

@@ -1,0 +1,57 @@
+"""The study grid: (distribution x architecture x seed) → RunSpecs, manifests built on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from divrob.progress import SILENT, Reporter
+from divrob.recipes.load import Recipe
+from divrob.recipes.manifest import ManifestInfo, build_manifest
+from divrob.runs.spec import RunSpec
+from divrob.train.config import finetune_config, pretrain_config
+from divrob.workspace import Workspace
+
+
+@dataclass
+class PlannedRun:
+    distribution: str
+    source: str | None
+    sweep: dict[str, Any]
+    spec: RunSpec
+    manifest: ManifestInfo | None
+
+
+@dataclass
+class StudyPlan:
+    recipe: Recipe
+    runs: list[PlannedRun] = field(default_factory=list)
+    manifests: dict[str, ManifestInfo] = field(default_factory=dict)  # by distribution name
+
+
+def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> StudyPlan:
+    study = recipe.study
+    plan = StudyPlan(recipe)
+    pre_over = study.pretrain.model_dump(exclude_none=True)
+    fine_over = study.finetune.model_dump(exclude_none=True)
+    task = reporter.task("building manifests", total=len(recipe.distributions))
+    try:
+        for ed in recipe.distributions:
+            dist = ed.distribution
+            info = None if dist.is_scratch else build_manifest(ws, dist, reporter)
+            if info is not None:
+                plan.manifests[dist.name] = info
+            task.advance()
+            for arch in study.archs:
+                for seed in study.seeds:
+                    spec = RunSpec(
+                        arch=arch, seed=seed, downstream=study.downstream,
+                        finetune=finetune_config(arch, fine_over),
+                        manifest_id=info.manifest_id if info else None,
+                        pretrain_classes=info.n_classes if info else None,
+                        pretrain=pretrain_config(arch, pre_over) if info else None,
+                    )
+                    plan.runs.append(PlannedRun(dist.name, dist.source if info else None, ed.sweep, spec, info))
+    finally:
+        task.close()
+    return plan

@@ -1,0 +1,96 @@
+"""A run directory: spec.json, events.jsonl, status.json, log.txt and checkpoints/.
+
+Jobs write only here (never the store); the manager ingests. Events are one JSON object per
+finished epoch and are appended once: a resumed run skips epochs already recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
+from divrob.runs.spec import RunSpec
+
+STATES = ("queued", "running", "finished", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @classmethod
+    def for_spec(cls, runs_root: Path, spec: RunSpec) -> "RunDir":
+        rd = cls(runs_root / spec.run_id)
+        rd.path.mkdir(parents=True, exist_ok=True)
+        rd.checkpoints.mkdir(exist_ok=True)
+        if not rd.spec_path.exists():
+            write_json_atomic(rd.spec_path, spec.to_dict())
+        return rd
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.txt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def spec(self) -> RunSpec:
+        return RunSpec.from_dict(json.loads(self.spec_path.read_text()))
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.events_path)
+
+    def recorded_epochs(self, phase: str) -> set[int]:
+        return {int(e["epoch"]) for e in self.events() if e.get("phase") == phase}
+
+    def append_epoch(self, phase: str, epoch: int, metrics: dict[str, dict[str, float]], **extra: Any) -> bool:
+        """Record a finished epoch once; returns False if it was already recorded."""
+        if epoch in self.recorded_epochs(phase):
+            return False
+        append_jsonl(self.events_path, {"phase": phase, "epoch": epoch, "metrics": metrics, "time": time.time(), **extra})
+        return True
+
+    def status(self) -> dict[str, Any]:
+        if not self.status_path.exists():
+            return {"state": "queued"}
+        try:
+            return json.loads(self.status_path.read_text())
+        except json.JSONDecodeError:
+            return {"state": "queued"}
+
+    def set_status(self, state: str, **extra: Any) -> None:
+        assert state in STATES, state
+        prev = self.status()
+        record = {**{k: v for k, v in prev.items() if k in ("started",)}, "state": state, "updated": time.time(), **extra}
+        if state == "running" and "started" not in record:
+            record["started"] = time.time()
+        write_json_atomic(self.status_path, record)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status().get("state") == "finished"
+
+    def log(self, message: str) -> None:
+        with open(self.log_path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")

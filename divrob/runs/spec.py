@@ -1,0 +1,70 @@
+"""A RunSpec is everything that determines a run's results; its hash is the run id."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from divrob.fileio import short_hash
+from divrob.train.config import PhaseConfig
+
+SPEC_VERSION = 1
+# Settings that change speed, never results, stay out of the run id.
+_NOT_IDENTITY = ("workers",)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    arch: str
+    seed: int
+    downstream: str
+    finetune: PhaseConfig
+    manifest_id: str | None = None  # None: no pre-training (scratch)
+    pretrain_classes: int | None = None
+    pretrain: PhaseConfig | None = None
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.manifest_id is None
+
+    def identity(self) -> dict[str, Any]:
+        d = {
+            "version": SPEC_VERSION,
+            "arch": self.arch,
+            "seed": self.seed,
+            "downstream": self.downstream,
+            "manifest_id": self.manifest_id,
+            "pretrain_classes": self.pretrain_classes,
+            "pretrain": _phase_identity(self.pretrain),
+            "finetune": _phase_identity(self.finetune),
+        }
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return short_hash(self.identity())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["run_id"] = self.run_id
+        d["version"] = SPEC_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        pre = d.get("pretrain")
+        return cls(
+            arch=d["arch"],
+            seed=int(d["seed"]),
+            downstream=d["downstream"],
+            finetune=PhaseConfig(**d["finetune"]),
+            manifest_id=d.get("manifest_id"),
+            pretrain_classes=d.get("pretrain_classes"),
+            pretrain=PhaseConfig(**pre) if pre else None,
+        )
+
+
+def _phase_identity(cfg: PhaseConfig | None) -> dict[str, Any] | None:
+    if cfg is None:
+        return None
+    return {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}

@@ -1,0 +1,95 @@
+"""Connections and schema. DuckDB allows one writing process: the manager writes in short
+transactions; readers (CLI, TUI) use short read-only connections that retry on a lock."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from divrob.errors import DivrobError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS recipes (
+        recipe_hash VARCHAR PRIMARY KEY, study VARCHAR, path VARCHAR, text VARCHAR, added DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS manifests (
+        manifest_id VARCHAR PRIMARY KEY, source VARCHAR, n_images INTEGER, n_classes INTEGER,
+        min_per_class INTEGER, max_per_class INTEGER, path VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS study_runs (
+        study VARCHAR, distribution VARCHAR, run_id VARCHAR, arch VARCHAR, seed INTEGER,
+        manifest_id VARCHAR, source VARCHAR, sweep VARCHAR,
+        PRIMARY KEY (study, distribution, run_id))""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, arch VARCHAR, seed INTEGER, downstream VARCHAR, manifest_id VARCHAR,
+        state VARCHAR, reason VARCHAR, spec VARCHAR, updated DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS epochs (
+        run_id VARCHAR, phase VARCHAR, epoch INTEGER, split VARCHAR,
+        f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER,
+        PRIMARY KEY (run_id, phase, epoch, split))""",
+]
+
+
+class StoreError(DivrobError):
+    pass
+
+
+def _migrate(con) -> None:
+    for stmt in SCHEMA:
+        con.execute(stmt)
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store was written by a newer divrob (schema {row[0]} > {SCHEMA_VERSION}); upgrade divrob"
+        )
+
+
+@contextmanager
+def write_connection(path: Path) -> Iterator:
+    """The manager's connection: one transaction, committed on success, rolled back on error."""
+    import duckdb
+
+    con = _connect(path, read_only=False)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        _migrate(con)
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+
+
+@contextmanager
+def read_connection(path: Path) -> Iterator:
+    """A short read-only connection; None-safe for a store that does not exist yet."""
+    if not Path(path).exists():
+        with write_connection(path):
+            pass
+    con = _connect(path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _connect(path: Path, read_only: bool, timeout: float = 10.0):
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                raise StoreError(f"cannot open the store {path}: {e}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)

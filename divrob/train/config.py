@@ -1,0 +1,50 @@
+"""Phase configs: pre-training defaults follow PyTorch's ImageNet reference recipe, fine-tuning
+defaults follow WILDS's iWildCam recipe; a recipe overrides any value."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    momentum: float
+    weight_decay: float
+    lr_step: int | None  # StepLR period in epochs; None = constant lr
+    lr_gamma: float
+    image_size: int
+    workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _apply(base: PhaseConfig, overrides: dict[str, Any]) -> PhaseConfig:
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def pretrain_config(arch: str, overrides: dict[str, Any] | None = None) -> PhaseConfig:
+    """torchvision references/classification: SGD 0.9, lr 0.1 x batch/256 (AlexNet 0.01),
+    wd 1e-4, lr x 0.1 every 30 epochs, 90 epochs, 224 px."""
+    overrides = dict(overrides or {})
+    batch = overrides.get("batch_size") or 256
+    base_lr = 0.01 if arch == "alexnet" else 0.1
+    base = PhaseConfig(
+        epochs=90, batch_size=batch, lr=base_lr * batch / 256, optimizer="sgd", momentum=0.9,
+        weight_decay=1e-4, lr_step=30, lr_gamma=0.1, image_size=224,
+    )
+    return _apply(base, overrides)
+
+
+def finetune_config(arch: str, overrides: dict[str, Any] | None = None) -> PhaseConfig:
+    """WILDS iWildCam: Adam lr 3e-5, no weight decay, batch 16, 12 epochs, 448 px, no scheduler."""
+    base = PhaseConfig(
+        epochs=12, batch_size=16, lr=3e-5, optimizer="adam", momentum=0.9,
+        weight_decay=0.0, lr_step=None, lr_gamma=1.0, image_size=448,
+    )
+    return _apply(base, dict(overrides or {}))
