@@ -1,0 +1,43 @@
+"""The `divrob` command. Thin: every command parses options and calls core functions."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from divrob.errors import DivrobError
+
+
+class _Group(TyperGroup):
+    """Turn user mistakes (DivrobError) into one red line and an exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DivrobError as e:
+            from divrob.cli.common import err_console
+
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="divrob",
+    help="Pre-training distributions → fine-tuned models → effective robustness, from the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+from divrob.cli import basics, recipes, results, study  # noqa: E402  (registers commands)
+
+app.add_typer(recipes.app, name="recipes")
+app.add_typer(study.app, name="study")
+app.add_typer(results.plot_app, name="plot")
+basics.register(app)
+results.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,74 @@
+"""`divrob init`, `divrob models`, `divrob demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from divrob.cli.common import WorkspaceOpt, console
+
+DEMO_RECIPE = "recipes/demo/quickstart.toml"
+
+
+def init(
+    path: Annotated[Optional[Path], typer.Argument(help="Where to create it (default: --workspace, $DIVROB_WORKSPACE or ./divrob-work).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Create a workspace: divrob.toml (dataset roots, compute defaults) and its directories."""
+    from divrob.workspace import init_workspace
+
+    ws = init_workspace(path or workspace)
+    console.print(f"workspace ready at [bold]{ws.root}[/]; set dataset roots in {ws.config_path}")
+
+
+def models() -> None:
+    """List the architectures a recipe may name."""
+    from rich.table import Table
+
+    from divrob.train.archs import ARCHS
+
+    table = Table("arch", "model")
+    for key, name in ARCHS.items():
+        table.add_row(key, name)
+    console.print(table)
+
+
+def demo(
+    workspace: WorkspaceOpt = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe to run instead of the bundled quickstart.")] = None,
+) -> None:
+    """Run the whole pipeline offline on CPU: generate data, pre-train, fine-tune, plot."""
+    from divrob.bundled import bundled
+    from divrob.cli.common import RichReporter
+    from divrob.cli.results import show_study
+    from divrob.dispatch.inline import run_study
+    from divrob.recipes.load import load_recipe
+    from divrob.workspace import init_workspace
+
+    ws = init_workspace(workspace)
+    rec = load_recipe(recipe or bundled(DEMO_RECIPE))
+    console.print(f"[bold]divrob demo[/]: study [cyan]{rec.study.name}[/] in {ws.root}")
+    with RichReporter() as reporter:
+        outcome = run_study(ws, rec, reporter)
+    _summary(outcome)
+    show_study(ws, rec.study.name, export=ws.figures / f"{rec.study.name}.png")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _summary(outcome) -> None:
+    n = len({r.spec.run_id for r in outcome.plan.runs})
+    console.print(
+        f"{n} runs: {len(outcome.trained)} trained, {len(outcome.skipped)} already finished, "
+        f"{len(outcome.failed)} failed"
+    )
+    for run_id, reason in outcome.failed.items():
+        console.print(f"[red]failed[/] {run_id}: {reason}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(models)
+    app.command()(demo)

@@ -1,0 +1,71 @@
+"""What every command shares: the --workspace option, consoles, and a rich progress reporter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--workspace", "-w", envvar="DIVROB_WORKSPACE", show_default="./divrob-work",
+        help="Workspace directory (or $DIVROB_WORKSPACE).",
+    ),
+]
+
+
+class _RichTask:
+    def __init__(self, reporter: "RichReporter", task_id, description: str):
+        self._r = reporter
+        self._id = task_id
+        self._desc = description
+        self._t0 = time.perf_counter()
+        self._closed = False
+
+    def advance(self, n: int = 1) -> None:
+        self._r.progress.advance(self._id, n)
+
+    def update(self, *, total: int | None = None, description: str | None = None) -> None:
+        if description:
+            self._desc = description
+        self._r.progress.update(self._id, total=total, description=description)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        elapsed = time.perf_counter() - self._t0
+        self._r.progress.remove_task(self._id)
+        if elapsed >= 1.0:
+            self._r.progress.console.print(f"[green]✓[/] {self._desc} [dim]({elapsed:.1f}s)[/]")
+
+
+class RichReporter:
+    """Progress bars for long work; finished bars collapse into one line each."""
+
+    def __init__(self, console: Console = console):
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        )
+
+    def __enter__(self) -> "RichReporter":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def task(self, description: str, total: int | None = None) -> _RichTask:
+        return _RichTask(self, self.progress.add_task(description, total=total), description)
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message)

@@ -1,0 +1,86 @@
+"""`divrob recipes validate|show|build`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from divrob.cli.common import WorkspaceOpt, console
+
+app = typer.Typer(help="Validate, inspect and build recipes.", no_args_is_help=True)
+
+FileArg = Annotated[Path, typer.Argument(help="A recipe .toml file.")]
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml files.")]) -> None:
+    """Check recipes against the schema; the first error names the file, the field and the reason."""
+    from divrob.recipes.load import load_recipe
+
+    for f in files:
+        r = load_recipe(f)
+        runs = len(r.distributions) * len(r.study.archs) * len(r.study.seeds)
+        console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
+
+
+def _describe(d) -> dict[str, str]:
+    size = f"{d.total} total" if d.total else (f"{d.per_class}/class" if d.per_class else "all")
+    return {
+        "source": d.source or "-",
+        "size": "-" if d.is_scratch else size,
+        "classes": ", ".join(f"{k}={v}" for k, v in (d.classes or {}).items()) or "-",
+        "labels": ", ".join(f"{k}={v}" for k, v in (d.labels or {}).items()) or "-",
+    }
+
+
+@app.command()
+def show(file: FileArg) -> None:
+    """The recipe's study and its expanded distributions, as tables."""
+    from divrob.recipes.load import load_recipe
+
+    r = load_recipe(file)
+    s = r.study
+    console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream}; archs {', '.join(s.archs)}; seeds {s.seeds}")
+    table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
+    for ed in r.distributions:
+        d = _describe(ed.distribution)
+        sweep = ", ".join(f"{k}={v}" for k, v in ed.sweep.items()) or "-"
+        table.add_row(ed.distribution.name, d["source"], d["size"], d["classes"], d["labels"], sweep)
+    console.print(table)
+
+
+@app.command()
+def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
+    """Materialise every distribution of a recipe into a manifest and report its classes."""
+    import plotext as plt
+
+    from divrob.cli.common import RichReporter
+    from divrob.recipes.load import load_recipe
+    from divrob.recipes.manifest import build_manifest
+    from divrob.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    r = load_recipe(file)
+    table = Table("distribution", "manifest", "classes", "images", "min/class", "max/class")
+    infos = []
+    with RichReporter() as reporter:
+        for ed in r.distributions:
+            d = ed.distribution
+            if d.is_scratch:
+                table.add_row(d.name, "(no pre-training)", "-", "-", "-", "-")
+                continue
+            info = build_manifest(ws, d, reporter)
+            infos.append((d.name, info))
+            table.add_row(d.name, info.manifest_id, str(info.n_classes), str(info.n_images),
+                          str(info.min_per_class), str(info.max_per_class))
+    console.print(table)
+    for name, info in infos:
+        plt.clear_figure()
+        plt.hist(list(info.class_counts), bins=min(30, max(5, info.n_classes)))
+        plt.title(f"{name}: images per class")
+        plt.plotsize(min(console.width, 80), 12)
+        console.print(Text.from_ansi(plt.build()))
