@@ -52,7 +52,8 @@ def test_nested_sweep_and_dotted_name(tmp_path):
     """)
     r = load_recipe(p)
     assert [d.distribution.name for d in r.distributions] == ["b-0.33", "b-1.0"]
-    assert r.distributions[0].distribution.classes == {"breeds": "paper-16x12", "subclass_fraction": 0.33}
+    classes = r.distributions[0].distribution.classes
+    assert (classes.breeds, classes.subclass_fraction) == ("paper-16x12", 0.33)
 
 
 @pytest.mark.parametrize(

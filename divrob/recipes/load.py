@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from divrob.errors import RecipeError
 from divrob.fileio import sha256_hex
+from divrob.recipes.axes import check_taxonomy
 from divrob.recipes.schema import Distribution, RawRecipe, Study
 from divrob.recipes.sweep import expand
 
@@ -99,6 +100,9 @@ def load_recipe(path: str | Path) -> Recipe:
                 if sweep:
                     msg += f" (in the sweep value {sweep})"
                 raise RecipeError(path, f"{where}.{field_path}" if field_path else where, msg) from None
+            problem = None if dist.is_scratch else check_taxonomy(dist)
+            if problem:
+                raise RecipeError(path, f"{where}.{problem[0]}", problem[1])
             if dist.name in seen:
                 raise RecipeError(
                     path, f"{where}.name", f"{dist.name!r} is already the name of distribution[{seen[dist.name]}]"

@@ -61,59 +61,105 @@ def sample_balanced(
     return np.sort(np.concatenate([chosen, *extra]))
 
 
-def class_quotas(n_classes: int, dist: Distribution, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _spread(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`total` split over `n` bins as evenly as possible; the remainder goes to random bins."""
+    out = np.full(n, total // n, dtype=np.int64)
+    out[np.sort(rng.choice(n, size=total - out.sum(), replace=False))] += 1
+    return out
+
+
+def label_quotas(dist: Distribution, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """Images per label; None means every image."""
+    n = len(counts)
     if dist.per_class is not None:
-        return np.full(n_classes, dist.per_class, dtype=np.int64)
+        return np.full(n, dist.per_class, dtype=np.int64)
     if dist.total is None:
-        return counts.astype(np.int64)  # everything
+        return None
     if dist.balance == "none":
-        # proportional to the classes' sizes, largest remainders first
+        # proportional to the labels' sizes, largest remainders first
         raw = counts / counts.sum() * dist.total
         quotas = np.floor(raw).astype(np.int64)
         rest = dist.total - quotas.sum()
         quotas[np.argsort(-(raw - quotas), kind="stable")[:rest]] += 1
         return quotas
-    if dist.total < n_classes:
+    if dist.total < n:
         raise ManifestError(
-            f"distribution {dist.name!r}: total = {dist.total} is fewer than its {n_classes} classes; "
+            f"distribution {dist.name!r}: total = {dist.total} is fewer than its {n} classes; "
             "raise total or select fewer classes"
         )
-    quotas = np.full(n_classes, dist.total // n_classes, dtype=np.int64)
-    rest = dist.total - quotas.sum()
-    quotas[np.sort(rng.choice(n_classes, size=rest, replace=False))] += 1  # seeded, so deterministic
-    return quotas
+    return _spread(dist.total, n, rng)
+
+
+def stratum_quotas(label_of_stratum: np.ndarray, quotas: np.ndarray, stratum_counts: np.ndarray,
+                   balance: str, rng: np.random.Generator) -> np.ndarray:
+    """Each label's quota spread over its source classes: evenly (the paper's 'sample 3x more
+    from each subclass when there are 3x fewer'), or in proportion to their sizes."""
+    out = np.zeros(len(label_of_stratum), dtype=np.int64)
+    for lab in np.unique(label_of_stratum):
+        members = np.nonzero(label_of_stratum == lab)[0]
+        if balance == "none":
+            sizes = stratum_counts[members]
+            raw = sizes / sizes.sum() * quotas[lab]
+            q = np.floor(raw).astype(np.int64)
+            q[np.argsort(-(raw - q), kind="stable")[: quotas[lab] - q.sum()]] += 1
+        else:
+            q = _spread(int(quotas[lab]), len(members), rng)
+        out[members] = q
+    return out
+
+
+def _select_one(ws: Workspace, dist: Distribution, source: str, reporter: Reporter) -> pd.DataFrame:
+    from divrob.sources import source_index
+
+    return rows_from_index(source_index(ws, source, reporter), dist, source)
+
+
+def rows_from_index(index: pd.DataFrame, dist: Distribution, source: str) -> pd.DataFrame:
+    """Apply the distribution's axes to one source's index and sample its rows."""
+    from divrob.recipes.axes import apply_axes
+
+    index = apply_axes(index, dist, source)
+    # categorical codes hash strings instead of sorting them: 1.28M rows in milliseconds
+    label_cat = pd.Categorical(index["label_name"])
+    labels, label = np.asarray(label_cat.categories), label_cat.codes.astype(np.int64)
+    stratum_cat = pd.Categorical(index["class_name"])
+    stratum = stratum_cat.codes.astype(np.int64)
+    stratum_counts = np.bincount(stratum, minlength=len(stratum_cat.categories))
+    label_of_stratum = np.zeros(len(stratum_counts), dtype=np.int64)
+    label_of_stratum[stratum] = label
+    rng = np.random.default_rng([dist.seed, 0x5EED])
+    quotas = label_quotas(dist, np.bincount(label, minlength=len(labels)), rng)
+    if quotas is None:
+        rows = np.arange(len(index))
+    else:
+        per_stratum = stratum_quotas(label_of_stratum, quotas, stratum_counts, dist.balance, rng)
+        rows = sample_balanced(stratum, per_stratum, rng, dist.replace, f"distribution {dist.name!r}")
+    return pd.DataFrame({
+        "source": source,
+        "path": index["path"].to_numpy()[rows],
+        "label_name": labels[label[rows]],
+    })
 
 
 def select_rows(ws: Workspace, dist: Distribution, reporter: Reporter = SILENT) -> pd.DataFrame:
     """The manifest rows of a distribution (not yet written)."""
-    from divrob.sources import source_index
-
     if dist.is_scratch:
         raise ManifestError(f"distribution {dist.name!r} has no pre-training, so it has no manifest")
-    if dist.classes or dist.labels:
-        from divrob.recipes.axes import apply_axes
-
-        index = source_index(ws, dist.source, reporter)
-        index = apply_axes(index, dist)
+    if isinstance(dist.source, dict):
+        # a mixture: each source gets its share of the total; labels stay apart per source
+        weights = np.array([dist.source[s] for s in dist.sources], dtype=float)
+        shares = np.floor(weights / weights.sum() * dist.total).astype(np.int64)
+        shares[: dist.total - shares.sum()] += 1
+        parts = []
+        for src, share in zip(dist.sources, shares):
+            part = _select_one(ws, dist.model_copy(update={"source": src, "total": int(share)}), src, reporter)
+            parts.append(part.assign(label_name=src + "/" + part["label_name"]))
+        rows = pd.concat(parts, ignore_index=True)
     else:
-        index = source_index(ws, dist.source, reporter)
-    if index.empty:
-        raise ManifestError(f"distribution {dist.name!r}: the class selection is empty")
-    label_names = index["label_name"] if "label_name" in index.columns else index["class_name"]
-    names = np.array(sorted(label_names.unique()))
-    label = np.searchsorted(names, label_names.to_numpy())
-    counts = np.bincount(label, minlength=len(names))
-    rng = np.random.default_rng([dist.seed, 0x5EED])
-    quotas = class_quotas(len(names), dist, counts, rng)
-    rows = sample_balanced(label, quotas, rng, dist.replace, f"distribution {dist.name!r}")
-    return pd.DataFrame(
-        {
-            "source": dist.source,
-            "path": index["path"].to_numpy()[rows],
-            "label": label[rows].astype("int32"),
-            "label_name": names[label[rows]],
-        }
-    )
+        rows = _select_one(ws, dist, dist.source, reporter)
+    names = np.array(sorted(rows["label_name"].unique()))
+    rows.insert(2, "label", np.searchsorted(names, rows["label_name"].to_numpy()).astype("int32"))
+    return rows
 
 
 def manifest_id(rows: pd.DataFrame) -> str:

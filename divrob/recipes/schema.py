@@ -49,19 +49,59 @@ class Study(_Strict):
         return archs
 
 
+class ClassSelector(_Strict):
+    """Which source classes a distribution keeps (applied in this order)."""
+
+    most_frequent: int | None = Field(None, gt=0, description="the k classes with the most images")
+    under: str | None = Field(None, description="ImageNet classes under this WordNet synset, e.g. animal.n.01")
+    not_under: str | None = Field(None, description="ImageNet classes not under this synset")
+    wnids: list[str] | None = Field(None, min_length=1, description="exactly these ImageNet classes")
+    breeds: str | None = Field(None, description="a superclass map, e.g. paper-16x12; label = superclass")
+    supercategories: list[str] | None = Field(None, min_length=1, description="iNat supercategories to keep")
+    largest_supercategories: int | None = Field(None, gt=0, description="the k iNat supercategories with most images")
+    subclass_fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction of each superclass's subclasses (nested)")
+    random: int | None = Field(None, gt=0, description="k classes drawn at random (nested across k)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ClassSelector":
+        if self.under and self.not_under:
+            raise ValueError("set either under or not_under, not both")
+        grouped = self.breeds or self.supercategories or self.largest_supercategories
+        if self.subclass_fraction is not None and not grouped:
+            raise ValueError("subclass_fraction needs breeds, supercategories or largest_supercategories")
+        if self.supercategories and self.largest_supercategories:
+            raise ValueError("set either supercategories or largest_supercategories, not both")
+        return self
+
+
+class LabelMap(_Strict):
+    """How source classes are relabelled (coarser labels)."""
+
+    wordnet_depth: int | None = Field(None, ge=0, description="contract ImageNet labels to this WordNet depth")
+    supercategory: bool = Field(False, description="label iNat images by their supercategory")
+
+    @model_validator(mode="after")
+    def _one(self) -> "LabelMap":
+        if self.wordnet_depth is not None and self.supercategory:
+            raise ValueError("set either wordnet_depth or supercategory, not both")
+        return self
+
+
 class Distribution(_Strict):
     """One concrete (already sweep-expanded) pre-training distribution."""
 
     name: str = Field(min_length=1)
-    source: str | None = None
+    source: str | dict[str, float] | None = Field(
+        None, description='a source name, or a mixture {"imagenet" = 0.5, "inat2017" = 0.5} (needs total)'
+    )
     pretrain: bool = True
     total: int | None = Field(None, gt=0, description="images in total, spread evenly over classes")
     per_class: int | None = Field(None, gt=0, description="images per class")
     balance: Literal["per_class", "none"] = "per_class"
     replace: bool = Field(False, description="sample with replacement when a class has too few images")
     seed: int = Field(0, description="seed of the sampling (not of training)")
-    classes: dict[str, Any] | None = None
-    labels: dict[str, Any] | None = None
+    classes: ClassSelector | None = None
+    labels: LabelMap | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Distribution":
@@ -74,7 +114,25 @@ class Distribution(_Strict):
             )
         if self.total is not None and self.per_class is not None:
             raise ValueError("set either total or per_class, not both")
+        if isinstance(self.source, dict):
+            if not self.source:
+                raise ValueError("a mixture needs at least one source")
+            if any(w <= 0 for w in self.source.values()):
+                raise ValueError("mixture weights must be positive")
+            if self.total is None:
+                raise ValueError("a mixture of sources needs total = N (split by the weights)")
         return self
+
+    @property
+    def source_label(self) -> str | None:
+        """The source as one string for tables: a name, or `a+b` for a mixture."""
+        return "+".join(self.sources) or None
+
+    @property
+    def sources(self) -> list[str]:
+        if self.source is None:
+            return []
+        return sorted(self.source) if isinstance(self.source, dict) else [self.source]
 
     @property
     def is_scratch(self) -> bool:
@@ -82,7 +140,7 @@ class Distribution(_Strict):
 
     def identity(self) -> dict[str, Any]:
         """What determines the manifest's rows (the name does not)."""
-        return self.model_dump(exclude={"name"})
+        return self.model_dump(exclude={"name"}, exclude_none=True)
 
 
 class RawRecipe(_Strict):

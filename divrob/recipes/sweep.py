@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 # Keys whose value is itself a list; for these a list of lists is the sweep.
-LIST_VALUED_KEYS = frozenset({"wnids", "names", "synsets", "sources"})
+LIST_VALUED_KEYS = frozenset({"wnids", "names", "synsets", "sources", "supercategories"})
 
 
 def _sweep_axes(obj: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], list]]:
