@@ -35,8 +35,15 @@ from divrob.cli import basics, recipes, results, study  # noqa: E402  (registers
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(study.app, name="study")
 app.add_typer(results.plot_app, name="plot")
+from divrob.cli import data  # noqa: E402
+
+app.add_typer(data.app, name="data")
+app.add_typer(data.taxonomy_app, name="taxonomy")
 basics.register(app)
 results.register(app)
+from divrob.cli import compare  # noqa: E402
+
+compare.register(app)
 
 
 def main() -> None:

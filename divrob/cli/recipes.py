@@ -27,13 +27,23 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
         console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
 
 
+def _pairs(model) -> str:
+    if model is None:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in model.model_dump(exclude_none=True, exclude_defaults=True).items()) or "-"
+
+
 def _describe(d) -> dict[str, str]:
     size = f"{d.total} total" if d.total else (f"{d.per_class}/class" if d.per_class else "all")
+    if isinstance(d.source, dict):
+        source = " + ".join(f"{s} x{w:g}" for s, w in d.source.items())
+    else:
+        source = d.source or "-"
     return {
-        "source": d.source or "-",
+        "source": source,
         "size": "-" if d.is_scratch else size,
-        "classes": ", ".join(f"{k}={v}" for k, v in (d.classes or {}).items()) or "-",
-        "labels": ", ".join(f"{k}={v}" for k, v in (d.labels or {}).items()) or "-",
+        "classes": _pairs(d.classes),
+        "labels": _pairs(d.labels),
     }
 
 

@@ -30,7 +30,7 @@ def record_plan(ws: Workspace, plan: StudyPlan) -> None:
         con.execute("DELETE FROM study_runs WHERE study = ?", [plan.recipe.study.name])
         for name, info in plan.manifests.items():
             dist = plan.recipe.distribution(name).distribution
-            record_manifest(con, info, dist.source)
+            record_manifest(con, info, dist.source_label)
         for pr in plan.runs:
             record_study_run(con, plan.recipe.study.name, pr)
         for pr in plan.runs:

@@ -23,10 +23,40 @@ class PlannedRun:
 
 
 @dataclass
+class PlannedJob:
+    """One unit of dispatch: a manifest build, a run, or (later) a generation job, with the ids of
+    the jobs it waits for. Run jobs are keyed by run id, so finished work is recognised anywhere."""
+
+    job_id: str
+    kind: str  # "manifest" | "run" | "generate" (a source generator `(workspace, params, reporter)`)
+    label: str
+    deps: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def manifest_job_id(manifest_id: str) -> str:
+    return f"manifest-{manifest_id}"
+
+
+@dataclass
 class StudyPlan:
     recipe: Recipe
     runs: list[PlannedRun] = field(default_factory=list)
     manifests: dict[str, ManifestInfo] = field(default_factory=dict)  # by distribution name
+
+    def jobs(self) -> list[PlannedJob]:
+        """Every job in dependency order: manifests (built while planning), then the runs,
+        each run once even when two distributions share a manifest."""
+        out: dict[str, PlannedJob] = {}
+        for name, info in self.manifests.items():
+            jid = manifest_job_id(info.manifest_id)
+            out.setdefault(jid, PlannedJob(jid, "manifest", f"manifest {name}", params={"distribution": name}))
+        for pr in self.runs:
+            spec = pr.spec
+            deps = (manifest_job_id(spec.manifest_id),) if spec.manifest_id else ()
+            out.setdefault(spec.run_id, PlannedJob(
+                spec.run_id, "run", f"{pr.distribution} / {spec.arch} / seed {spec.seed}", deps))
+        return list(out.values())
 
 
 def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> StudyPlan:
@@ -51,7 +81,7 @@ def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> St
                         pretrain_classes=info.n_classes if info else None,
                         pretrain=pretrain_config(arch, pre_over) if info else None,
                     )
-                    plan.runs.append(PlannedRun(dist.name, dist.source if info else None, ed.sweep, spec, info))
+                    plan.runs.append(PlannedRun(dist.name, dist.source_label if info else None, ed.sweep, spec, info))
     finally:
         task.close()
     return plan

@@ -1,0 +1,78 @@
+"""`divrob data index|show SOURCE` and `divrob taxonomy depths`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from divrob.cli.common import RichReporter, WorkspaceOpt, console
+
+app = typer.Typer(help="Index and inspect pre-training sources.", no_args_is_help=True)
+taxonomy_app = typer.Typer(help="Label hierarchies: WordNet depths of the ImageNet classes.", no_args_is_help=True)
+
+SourceArg = Annotated[str, typer.Argument(help="demo-shapes | imagenet | inat2017 | fractaldb | diffusion | folder:<name>")]
+
+
+def _index(source: str, workspace):
+    from divrob.sources import source_index
+    from divrob.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    with RichReporter() as reporter:
+        return source_index(ws, source, reporter)
+
+
+@app.command()
+def index(source: SourceArg, workspace: WorkspaceOpt = None) -> None:
+    """Build (or refresh) a source's index; cached until its tree changes."""
+    df = _index(source, workspace)
+    console.print(f"{source}: {len(df):,} images in {df['class_name'].nunique():,} classes")
+
+
+@app.command()
+def show(
+    source: SourceArg,
+    top: Annotated[int, typer.Option(help="How many classes to list (largest first).")] = 20,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Classes, images and per-class counts of a source."""
+    import plotext as plt
+
+    df = _index(source, workspace)
+    counts = df.groupby("class_name").size().sort_values(ascending=False)
+    console.print(f"[bold]{source}[/]: {len(df):,} images, {len(counts):,} classes, "
+                  f"{counts.min()}–{counts.max()} per class (median {int(counts.median())})")
+    if "supercategory" in df.columns:
+        sup = df.groupby("supercategory").agg(images=("path", "size"), classes=("class_name", "nunique"))
+        t = Table("supercategory", "classes", "images", title="supercategories")
+        for name, r in sup.sort_values("images", ascending=False).iterrows():
+            t.add_row(str(name), f"{r.classes:,}", f"{r.images:,}")
+        console.print(t)
+    table = Table("class", "images", title=f"largest {min(top, len(counts))} classes")
+    for name, n in counts.head(top).items():
+        table.add_row(str(name), f"{n:,}")
+    console.print(table)
+    plt.clear_figure()
+    plt.hist(counts.to_list(), bins=min(40, max(5, len(counts))))
+    plt.title("images per class")
+    plt.plotsize(min(console.width, 80), 12)
+    console.print(Text.from_ansi(plt.build()))
+
+
+@taxonomy_app.command()
+def depths(as_json: Annotated[bool, typer.Option("--json", help="Print {depth: classes} as JSON.")] = False) -> None:
+    """How many labels ImageNet-1k has when contracted to each WordNet depth (paper 4.2)."""
+    from divrob.taxonomy.imagenet import PAPER_DEPTH_COUNTS, depth_counts
+
+    counts = depth_counts()
+    if as_json:
+        typer.echo(json.dumps({str(d): n for d, n in counts.items()}))
+        return
+    table = Table("depth", "labels", "paper", title="ImageNet-1k labels per WordNet depth")
+    for d, n in counts.items():
+        table.add_row(str(d), str(n), str(PAPER_DEPTH_COUNTS.get(d, "")))
+    console.print(table)
