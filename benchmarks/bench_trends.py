@@ -18,7 +18,12 @@ from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from divrob.analysis.trends import bootstrap_band, effective_robustness_ci, fit_trend  # noqa: E402
+from divrob.analysis.trends import (  # noqa: E402
+    bootstrap_band,
+    effective_robustness_ci,
+    effective_robustness_diff_ci,
+    fit_trend,
+)
 
 
 def best_of(repeat: int, fn) -> float:
@@ -56,11 +61,18 @@ def main() -> None:
     t_er = best_of(args.repeat, lambda: effective_robustness_ci(
         x[:half], y[:half], x[half:], y[half:], n_boot=args.boot))
 
+    third = args.points // 3
+    t_diff = best_of(args.repeat, lambda: effective_robustness_diff_ci(
+        x[:third], y[:third], x[third:2 * third], y[third:2 * third], x[2 * third:], y[2 * third:],
+        n_boot=args.boot))
+
     print(f"points: {args.points}  resamples: {args.boot}  grid: {args.grid}  "
           f"best of {args.repeat}")
     print(f"fit_trend:               {t_fit * 1e3:8.2f} ms")
     print(f"bootstrap_band:          {t_band * 1e3:8.2f} ms")
     print(f"effective_robustness_ci: {t_er * 1e3:8.2f} ms  ({half} group + {half} baseline points)")
+    print(f"effective_robustness_diff_ci: {t_diff * 1e3:4.2f} ms  ({third} + {third} points, "
+          f"{args.points - 2 * third} baseline; divrob compare)")
     print(f"seconds: {t_both:.4f}")
 
 

@@ -11,8 +11,8 @@ import pytest
 from scipy.special import ndtr
 
 from divrob.analysis.trends import bootstrap_band, fit_trends
-from divrob.plots.export import export_trends
-from divrob.plots.terminal import render_trends
+from divrob.plots.export import export_panels, export_residuals, export_trends
+from divrob.plots.terminal import render_residuals, render_trends
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -131,3 +131,39 @@ def test_export_bad_suffix_raises_and_writes_nothing(results, tmp_path):
     with pytest.raises(ValueError, match=r"\.png.*\.svg.*\.pdf"):
         export_trends(df, trends, tmp_path / "fig.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- panels and residuals -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def residuals():
+    rng = np.random.default_rng(1)
+    return pd.DataFrame([{"arch": a, "epoch": e, "residual": 0.01 * rng.normal()}
+                         for a in ("resnet18", "resnet50") for e in range(1, 13)])
+
+
+def test_export_panels_one_axes_per_panel(results, tmp_path):
+    df, trends, bands = results
+    panels = {"total": (df, trends, bands), "classes.random": (df[df.group == "scratch"],
+                                                               {"scratch": trends["scratch"]}, {})}
+    out = export_panels(panels, tmp_path / "p.svg", title="two axes")
+    svg = out.read_text()
+    assert svg.count('id="axes_') == 2
+    assert export_panels(panels, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF-"), (".svg", b"<?xml")])
+def test_export_residuals_formats(residuals, tmp_path, suffix, magic):
+    out = export_residuals(residuals, tmp_path / f"r{suffix}", title="Figure 3")
+    assert out.read_bytes()[: len(magic)] == magic
+    if suffix == ".svg":
+        assert ET.parse(out).getroot().tag.split("}")[-1] == "svg"
+
+
+def test_render_residuals_legend_and_epoch_axis(residuals):
+    text = plain(render_residuals(residuals, width=80, height=20, title="residuals"))
+    lines = text.splitlines()
+    assert len(lines) == 20
+    for expected in ("resnet18", "resnet50", "y = 0", "fine-tuning epoch", "residuals"):
+        assert expected in text
+    assert "12" in lines[-2]

@@ -14,6 +14,7 @@ from divrob.analysis.trends import (
     bootstrap_lines,
     effective_robustness,
     effective_robustness_ci,
+    effective_robustness_diff_ci,
     fit_trend,
     fit_trends,
 )
@@ -220,3 +221,54 @@ def test_effective_robustness_ci_counts_baseline_uncertainty():
     _, lo_few, hi_few = effective_robustness_ci(x, y, bx[:15], by[:15], n_boot=500)
     _, lo_many, hi_many = effective_robustness_ci(x, y, bx, by, n_boot=500)
     assert hi_few - lo_few > 1.3 * (hi_many - lo_many)
+
+
+# ---- difference of two groups (divrob compare) -------------------------------------------
+
+def test_diff_ci_measures_a_known_difference_and_excludes_zero():
+    rng = np.random.default_rng(12)
+    bx, by = synthetic(80, rng)
+    ax_, ay = synthetic(40, rng, shift=0.06)
+    cx, cy = synthetic(40, rng, shift=0.02)
+    diff, lo, hi = effective_robustness_diff_ci(ax_, ay, cx, cy, bx, by, n_boot=1000)
+    assert diff == pytest.approx(0.04, abs=0.01)
+    assert 0 < lo < diff < hi
+    # Swapping the groups flips the sign and the interval.
+    d2, lo2, hi2 = effective_robustness_diff_ci(cx, cy, ax_, ay, bx, by, n_boot=1000)
+    assert (d2, lo2, hi2) == pytest.approx((-diff, -hi, -lo), abs=0.004)
+
+
+def test_diff_ci_includes_zero_about_95_percent_of_the_time_without_a_difference():
+    rng = np.random.default_rng(13)
+    hits, draws = 0, 120
+    for i in range(draws):
+        bx, by = synthetic(40, rng, noise=0.1)
+        ax_, ay = synthetic(20, rng, noise=0.1, shift=0.03)
+        cx, cy = synthetic(20, rng, noise=0.1, shift=0.03)
+        _, lo, hi = effective_robustness_diff_ci(ax_, ay, cx, cy, bx, by, n_boot=300, seed=i)
+        hits += bool(lo <= 0 <= hi)
+    assert 0.88 <= hits / draws <= 1.0
+
+
+def test_diff_ci_against_the_baseline_itself_equals_plain_er_ci_sign():
+    rng = np.random.default_rng(14)
+    bx, by = synthetic(60, rng)
+    x, y = synthetic(30, rng, shift=0.05)
+    diff, lo, hi = effective_robustness_diff_ci(x, y, bx, by, bx, by, n_boot=500, b_is_baseline=True)
+    assert diff == pytest.approx(0.05, abs=0.01) and 0 < lo < hi
+    with pytest.raises(ValueError, match="baseline's points"):
+        effective_robustness_diff_ci(x, y, x, y, bx, by, b_is_baseline=True)
+
+
+def test_er_ci_of_the_baseline_against_itself_is_near_zero():
+    bx, by = synthetic(60, np.random.default_rng(15))
+    mean, lo, hi = effective_robustness_ci(bx, by, bx, by, n_boot=500, is_baseline=True)
+    assert abs(mean) < 0.005 and hi - lo < 0.01
+
+
+def test_er_ci_is_reproducible_with_a_seed():
+    rng = np.random.default_rng(16)
+    bx, by = synthetic(60, rng)
+    x, y = synthetic(30, rng, shift=0.02)
+    assert effective_robustness_ci(x, y, bx, by, seed=3) == effective_robustness_ci(x, y, bx, by, seed=3)
+    assert effective_robustness_ci(x, y, bx, by, seed=3) != effective_robustness_ci(x, y, bx, by, seed=4)

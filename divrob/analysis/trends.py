@@ -172,11 +172,13 @@ def effective_robustness(id_metric, ood_metric, baseline: Trend) -> np.ndarray:
 
 def effective_robustness_ci(id_metric, ood_metric, baseline_id, baseline_ood,
                             transform: str = "probit", n_boot: int = 1000, seed: int = 0,
-                            level: float = 0.95) -> tuple[float, float, float]:
+                            level: float = 0.95,
+                            is_baseline: bool = False) -> tuple[float, float, float]:
     """Mean effective robustness of a group against a baseline fit, with a bootstrap CI.
 
     Each resample redraws the group's points and the baseline's points and refits the baseline,
     so the interval carries the uncertainty of both; the point estimate uses all the data.
+    `is_baseline`: the group is the baseline itself (same points), so one draw serves both.
     """
     x, y = _paired(id_metric, ood_metric)
     bx, by = _paired(baseline_id, baseline_ood)
@@ -184,18 +186,73 @@ def effective_robustness_ci(id_metric, ood_metric, baseline_id, baseline_ood,
         raise ValueError("effective robustness needs at least 1 point in the group")
     baseline = fit_trend(bx, by, transform, group="baseline")
     mean = float(np.mean(effective_robustness(x, y, baseline)))
-
-    # Independent streams for the two resamplings; row i of each belongs to bootstrap draw i.
-    baseline_rng, group_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
-    bxt, byt = _transform_pair(bx, by, transform)
-    slopes, intercepts = _resampled_lines(bxt, byt, n_boot, baseline_rng)
-    g_idx = _draw(group_rng, x.size, n_boot)
-    ok = np.isfinite(slopes)
-    if not ok.any():
-        raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
-    xt = to_scale(x, transform)
-    g_idx = g_idx[ok]
-    pred = inverse(slopes[ok, None] * xt[g_idx] + intercepts[ok, None], transform)
-    boot_means = np.mean(y[g_idx] - pred, axis=1)
-    lo, hi = _percentiles(boot_means, level)
+    boot = _er_boot_means([(x, y)], bx, by, transform, n_boot, seed, (is_baseline,))[:, 0]
+    lo, hi = _percentiles(boot, level)
     return mean, float(lo), float(hi)
+
+
+def effective_robustness_diff_ci(a_id, a_ood, b_id, b_ood, baseline_id, baseline_ood,
+                                 transform: str = "probit", n_boot: int = 1000, seed: int = 0,
+                                 level: float = 0.95, a_is_baseline: bool = False,
+                                 b_is_baseline: bool = False) -> tuple[float, float, float]:
+    """Mean effective robustness of group A minus that of group B, with a bootstrap CI.
+
+    Both are measured against one baseline fit. Every resample redraws A, B and the baseline
+    and refits the baseline once for both groups, so the shared baseline uncertainty partly
+    cancels in the difference instead of being counted twice. A group that *is* the baseline
+    reuses the baseline's resample (its points cannot be drawn twice independently).
+    """
+    a, b = _paired(a_id, a_ood), _paired(b_id, b_ood)
+    bx, by = _paired(baseline_id, baseline_ood)
+    if a[0].size < 1 or b[0].size < 1:
+        raise ValueError("comparing effective robustness needs at least 1 point in each group")
+    baseline = fit_trend(bx, by, transform, group="baseline")
+    diff = float(np.mean(effective_robustness(*a, baseline))
+                 - np.mean(effective_robustness(*b, baseline)))
+    boot = _er_boot_means([a, b], bx, by, transform, n_boot, seed,
+                          shares_baseline=(a_is_baseline, b_is_baseline))
+    lo, hi = _percentiles(boot[:, 0] - boot[:, 1], level)
+    return diff, float(lo), float(hi)
+
+
+def _er_boot_means(groups, bx, by, transform: str, n_boot: int, seed: int,
+                   shares_baseline=None) -> np.ndarray:
+    """(resamples, groups) bootstrap means of effective robustness; degenerate baseline
+    resamples (a single ID value, so no line) are dropped."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    shares = tuple(shares_baseline or (False,) * len(groups))
+    for (gx, _), shared in zip(groups, shares):
+        if shared and gx.size != np.size(bx):
+            raise ValueError("a group marked as the baseline must hold the baseline's points")
+    # Independent streams: one for the baseline, one per group; row i of each is draw i.
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(1 + len(groups))]
+    bxt, byt = _transform_pair(bx, by, transform)
+    gxt = [to_scale(gx, transform) for gx, _ in groups]
+    n = bxt.size
+    mx0, my0 = bxt.mean(), byt.mean()
+    xc, yc = bxt - mx0, byt - my0
+    tol = 1e-12 * max(float(xc @ xc) / n, 1e-300)
+    widest = max([n] + [g.size for g in gxt])
+    rows = max(1, _CHUNK_ELEMENTS // widest)
+    out = np.empty((int(n_boot), len(groups)))
+    for start in range(0, int(n_boot), rows):
+        stop = min(start + rows, int(n_boot))
+        b_idx = _draw(rngs[0], n, stop - start)
+        xs, ys = xc[b_idx], yc[b_idx]
+        mx, my = xs.mean(axis=1), ys.mean(axis=1)
+        sxx = np.einsum("ij,ij->i", xs, xs) / n - mx * mx
+        sxy = np.einsum("ij,ij->i", xs, ys) / n - mx * my
+        bad = sxx <= tol
+        slope = np.where(bad, np.nan, sxy / np.where(bad, 1.0, sxx))
+        intercept = my0 + my - slope * (mx0 + mx)
+        for k, ((_, gy), gt) in enumerate(zip(groups, gxt)):
+            # A group that is the baseline must reuse the baseline's draw: its points are the
+            # same points, and resampling them independently would double their weight.
+            idx = b_idx if shares[k] else _draw(rngs[1 + k], gt.size, stop - start)
+            pred = inverse(slope[:, None] * gt[idx] + intercept[:, None], transform)
+            out[start:stop, k] = np.mean(gy[idx] - pred, axis=1)
+    out = out[np.isfinite(out).all(axis=1)]
+    if out.shape[0] == 0:
+        raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
+    return out

@@ -67,8 +67,12 @@ def axis_ranges(points: dict, bands: dict, transform: str) -> tuple[tuple[float,
 def render_trends(df, trends: dict[str, Trend], *, group_col: str = "group", id_col: str = "id_f1",
                   ood_col: str = "ood_f1", transform: str = "probit",
                   bands: dict[str, tuple] | None = None, width: int | None = None,
-                  height: int | None = None, title: str = "") -> str:
-    """The trend plot as a string of `height` lines (with ANSI colours) for printing."""
+                  height: int | None = None, title: str = "",
+                  colors: dict[str, str] | None = None) -> str:
+    """The trend plot as a string of `height` lines (with ANSI colours) for printing.
+
+    `colors` (group -> plotext colour) keeps a group's colour across several plots.
+    """
     import plotext as plt
 
     width, height = terminal_size(width, height)
@@ -85,7 +89,7 @@ def render_trends(df, trends: dict[str, Trend], *, group_col: str = "group", id_
     plt.limitsize(False, False)  # plotext would otherwise cap the size at the terminal's
     plt.theme("clear")  # no background fill: respects the user's terminal colours
     plt.plotsize(width, height)
-    colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    colors = {**{g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}, **(colors or {})}
 
     # Later series overwrite earlier ones, so draw back to front: diagonal, bands, lines, points.
     d_lo, d_hi = max(x_lo, y_lo), min(x_hi, y_hi)  # y = x only where the axis ranges overlap
@@ -117,6 +121,37 @@ def render_trends(df, trends: dict[str, Trend], *, group_col: str = "group", id_
     plt.ylim(float(t(y_lo)), float(t(y_hi)))
     plt.xlabel("ID macro-F1")
     plt.ylabel("OOD macro-F1")
+    if title:
+        plt.title(title)
+    return plt.build()
+
+
+def render_residuals(res, *, width: int | None = None, height: int | None = None,
+                     title: str = "") -> str:
+    """Residual vs fine-tuning epoch, one line per architecture, y = 0 in gray (Figure 3).
+
+    `res` has columns arch, epoch, residual (`analysis.robustness.epoch_residuals`).
+    """
+    import plotext as plt
+
+    width, height = terminal_size(width, height)
+    plt.clear_figure()
+    plt.limitsize(False, False)
+    plt.theme("clear")
+    plt.plotsize(width, height)
+    if len(res):
+        e_lo, e_hi = float(res["epoch"].min()), float(res["epoch"].max())
+        plt.plot([e_lo, e_hi], [0.0, 0.0], color="gray", marker="braille", label="y = 0")
+        for i, (arch, sub) in enumerate(res.groupby("arch", sort=True)):
+            plt.plot(sub["epoch"].tolist(), sub["residual"].tolist(), color=PALETTE[i % len(PALETTE)],
+                     marker="braille", label=str(arch))
+            plt.scatter(sub["epoch"].tolist(), sub["residual"].tolist(),
+                        color=PALETTE[i % len(PALETTE)], marker="dot")
+        epochs = sorted(set(int(e) for e in res["epoch"]))
+        step = max(1, len(epochs) // max(2, width // 8))
+        plt.xticks(epochs[::step], [str(e) for e in epochs[::step]])
+    plt.xlabel("fine-tuning epoch")
+    plt.ylabel("residual (OOD F1)")
     if title:
         plt.title(title)
     return plt.build()
