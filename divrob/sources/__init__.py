@@ -38,10 +38,17 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
                 f"add `{key} = \"/path/to/imagefolder\"` under [datasets.folders]"
             )
         return root
-    if name in ("imagenet", "inat2017", "fractaldb", "diffusion"):
+    if name in ("fractaldb", "diffusion"):
+        root = generated_root(ws, name)
+        if not root.exists():
+            raise SourceError(
+                f"source {name!r}: {root} does not exist; generate it with `divrob generate {name} "
+                f"-w {ws.root}` or set `{name} = \"/path/to/{name}\"` under [datasets] in {ws.config_path}"
+            )
+        _check_generated_complete(name, root)
+        return root
+    if name in ("imagenet", "inat2017"):
         root = ws.dataset_root(name)
-        if root is None and name in ("fractaldb", "diffusion"):
-            root = ws.data / name
         if root is None:
             raise SourceError(
                 f"source {name!r}: its root is not set; put `{name} = \"/path/to/{name}\"` "
@@ -55,6 +62,34 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
             return train_dir(root)
         return root
     raise SourceError(f"unknown source {name!r}; choose from {', '.join(BUILTIN)} or folder:<name>")
+
+
+def generated_root(ws: Workspace, name: str) -> Path:
+    """Where `fractaldb` / `diffusion` live: the root set in divrob.toml, else <workspace>/data/<name>."""
+    return ws.dataset_root(name) or ws.data / name
+
+
+def _check_generated_complete(name: str, root: Path) -> None:
+    """A generator's directory that is still partly written must not be indexed as if whole
+    (a manifest would silently lack its missing classes); a downloaded one has no status file."""
+    if name == "fractaldb":
+        from divrob.sources.fractaldb import fractaldb_status
+
+        status = fractaldb_status(root)
+        if status is not None and status[0] < status[1]:
+            raise SourceError(
+                f"source 'fractaldb' at {root} is incomplete ({status[0]} of {status[1]} categories); "
+                "run `divrob generate fractaldb` again with the same parameters to finish it"
+            )
+    else:
+        from divrob.sources.diffusion import diffusion_status
+
+        status = diffusion_status(root)
+        if status is not None and not status[0]:
+            raise SourceError(
+                f"source 'diffusion' at {root} is incomplete; run `divrob generate diffusion` again with "
+                "the same parameters to finish it"
+            )
 
 
 def source_index(ws: Workspace, name: str, reporter: Reporter = SILENT) -> pd.DataFrame:
@@ -71,4 +106,18 @@ def source_index(ws: Workspace, name: str, reporter: Reporter = SILENT) -> pd.Da
         return index_inat2017(root, ws.indexes, reporter=reporter)
     from divrob.sources.index import index_image_folder
 
-    return index_image_folder(root, ws.indexes, key, reporter=reporter)
+    df = index_image_folder(root, ws.indexes, key, reporter=reporter)
+    if name == "diffusion":
+        df = _with_prompts(df, root)
+    return df
+
+
+def _with_prompts(df: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Add the generator's prompt, seed and template columns to a diffusion index."""
+    from divrob.sources.diffusion import INDEX_FILE
+
+    meta = root / INDEX_FILE
+    if not meta.is_file():
+        return df
+    extra = pd.read_parquet(meta).drop(columns=["class_name"], errors="ignore")
+    return df.merge(extra, on="path", how="left", validate="one_to_one")

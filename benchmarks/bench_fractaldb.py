@@ -1,0 +1,103 @@
+"""FractalDB rendering speed: divrob's vectorised torch renderer against a per-point numpy one.
+
+Both render the same procedure (fractal_render's docstring): weight variants of one searched
+category, `--points` chaos-game points each, rescaled to `--size` px with 6 px padding, a random
+3x3 patch pasted per point in point order, 4 flips per render. The reference is the
+straightforward way to write it, as the original code does: one chain stepped point by point in
+Python, one numpy slice assignment per patch. Neither encodes PNG; the category search is
+excluded from both (it is shared, and costs about 2 renders per category).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_fractaldb.py            # CPU, one thread
+    python benchmarks/bench_fractaldb.py --device cuda --batch 500    # on a GPU
+
+Images/s count the 4 flips of each render as images, as the dataset does (a flip is a free
+view for both renderers, so the ratio is the same counted either way). The last line is the
+ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def reference_render(system: np.ndarray, size: int, points: int, rng: np.random.Generator) -> np.ndarray:
+    """One render, point by point: a single chain from (0, 0) and one patch paste per point."""
+    from divrob.sources.fractal_render import GRAY, PAD
+
+    maps = system[:, :6].tolist()
+    cum = np.cumsum(system[:, 6])
+    cum[-1] = 1.0
+    choice = np.searchsorted(cum, rng.random(points), side="right").tolist()
+    xs, ys = np.empty(points), np.empty(points)
+    x = y = 0.0
+    for t in range(points):
+        a, b, c, d, e, f = maps[choice[t]]
+        x, y = a * x + b * y + e, c * x + d * y + f
+        xs[t], ys[t] = x, y
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[ok], ys[ok]
+    span = size - 2 * PAD
+    px = np.floor((xs - xs.min()) / max(xs.max() - xs.min(), 1e-12) * span + PAD).astype(int)
+    py = np.floor((ys - ys.min()) / max(ys.max() - ys.min(), 1e-12) * span + PAD).astype(int)
+    patches = ((np.arange(512)[:, None] >> (8 - np.arange(9))) & 1).reshape(512, 3, 3).astype(np.uint8) * GRAY
+    masks = rng.integers(1, 512, len(px))
+    img = np.zeros((size, size), np.uint8)
+    for xi, yi, m in zip(px.tolist(), py.tolist(), masks.tolist()):
+        img[yi + 1:yi + 4, xi + 1:xi + 4] = patches[m]  # overwrite, zeros included, as PIL's paste
+    img = img[::-1]  # y points up
+    return np.stack([img, img[::-1], img[:, ::-1], img[::-1, ::-1]])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=362)
+    ap.add_argument("--points", type=int, default=200_000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=25, help="renders per vectorised pass")
+    ap.add_argument("--rounds", type=int, default=3, help="timed passes of the vectorised renderer")
+    ap.add_argument("--reference-renders", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    from divrob.sources import fractal_render as fr
+
+    dev = fr.resolve_device(args.device)
+    system, rate, _ = fr.search_category(0, 0)
+    weights = fr.weight_variants()
+    systems = [np.concatenate([system[:, :6] * weights[j % 25], system[:, 6:]], axis=1) for j in range(args.batch)]
+    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, "
+          f"{args.size} px, {args.points:,} points/render, category 0: {len(system)} maps, filling rate {rate:.3f}")
+
+    def run(r: int):
+        imgs = fr.render(systems, [[0, 0, 2, r * args.batch + j] for j in range(args.batch)],
+                         args.size, args.points, 1000, dev)
+        return imgs.to("cpu")
+
+    run(0)  # warm-up: allocator, kernels
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for r in range(args.rounds):
+        run(r + 1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    fast = args.rounds * args.batch / (time.perf_counter() - t0)
+
+    rng = np.random.default_rng(0)
+    reference_render(systems[0], args.size, 10_000, rng)  # warm-up
+    t0 = time.perf_counter()
+    for j in range(args.reference_renders):
+        reference_render(systems[j % len(systems)], args.size, args.points, rng)
+    slow = args.reference_renders / (time.perf_counter() - t0)
+
+    print(f"divrob (torch, vectorised):  {fast:9.2f} renders/s  {4 * fast:9.1f} images/s")
+    print(f"numpy reference (per point): {slow:9.2f} renders/s  {4 * slow:9.1f} images/s")
+    print(f"speed-up: {fast / slow:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

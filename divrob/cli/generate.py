@@ -1,0 +1,75 @@
+"""`divrob generate fractaldb|diffusion`: synthetic pre-training sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from divrob.cli.common import RichReporter, WorkspaceOpt, console
+
+app = typer.Typer(help="Generate synthetic pre-training sources (FractalDB, Stable Diffusion images).",
+                  no_args_is_help=True)
+
+OutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", help="Directory to write (default: the source's root in divrob.toml, else <workspace>/data/<source>).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="cpu, cuda, cuda:N or auto (default: [compute] device in divrob.toml).")]
+
+
+def _root(workspace, out: Optional[Path], name: str):
+    from divrob.sources import generated_root
+    from divrob.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    return ws, (out.expanduser().resolve() if out else generated_root(ws, name))
+
+
+@app.command()
+def fractaldb(
+    categories: Annotated[int, typer.Option(help="Number of categories (fractal systems).")] = 1000,
+    instances: Annotated[int, typer.Option(help="Images per category (25 weight variants x repeats x 4 flips).")] = 1000,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 362,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same categories and images.")] = 0,
+    points: Annotated[int, typer.Option(help="Chaos-game points (patches) per image.")] = 200_000,
+    weight_step: Annotated[float, typer.Option(help="Instance weights are 1 ± step and 1 ± 2 step.")] = 0.1,
+    device: DeviceOpt = None,
+    out: OutOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """FractalDB (Kataoka et al.): resumable; rerun the same command to finish an interrupted run."""
+    from divrob.sources.fractaldb import fractaldb_params, generate_fractaldb
+
+    ws, root = _root(workspace, out, "fractaldb")
+    params = fractaldb_params(categories, instances, size, seed, points, weight_step)
+    with RichReporter() as reporter:
+        generate_fractaldb(root, params, reporter, device=device or ws.config.compute.device)
+    console.print(f"fractaldb: {categories} categories x {instances} images in [bold]{root}[/]; "
+                  "use it with source = \"fractaldb\"")
+
+
+@app.command()
+def diffusion(
+    model: Annotated[str, typer.Option(help="A local diffusers StableDiffusionPipeline directory, or a model id already in the Hugging Face cache.")],
+    classes: Annotated[str, typer.Option(help="'imagenet' (the 1000 ImageNet classes) or a text file with one class name a line.")] = "imagenet",
+    per_class: Annotated[int, typer.Option(help="Images per class (prompt templates cycle through CLIP's 80).")] = 150,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    batch: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
+    size: Annotated[int, typer.Option(help="Image side in pixels (a multiple of 8).")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed: each image's seed derives from it, its class and its number.")] = 0,
+    device: DeviceOpt = None,
+    out: OutOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Text-to-image with Stable Diffusion: resumable; never downloads a model."""
+    from divrob.sources.diffusion import diffusion_params, generate_diffusion, resolve_classes
+
+    ws, root = _root(workspace, out, "diffusion")
+    params = diffusion_params(resolve_classes(classes), per_class=per_class, model=model, steps=steps,
+                              guidance=guidance, size=size, seed=seed)
+    with RichReporter() as reporter:
+        generate_diffusion(root, params, reporter, device=device or ws.config.compute.device, batch=batch)
+    console.print(f"diffusion: {len(params['classes'])} classes x {per_class} images in [bold]{root}[/]; "
+                  "use it with source = \"diffusion\"")
