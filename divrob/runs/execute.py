@@ -1,5 +1,8 @@
 """The body of one job: pre-train on the run's manifest (unless scratch), then fine-tune on the
-downstream task with a new head, evaluating every epoch. Resumes from the run's checkpoints."""
+downstream task with a new head, evaluating every epoch. Resumes from the run's checkpoints.
+
+Run under torchrun (see divrob.train.ddp_entry), every rank calls `execute_run`; rank 0 alone
+writes the run directory, the others follow the same steps on their share of each batch."""
 
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from divrob.workspace import Workspace
 PRETRAINED = "pretrained.pt"
 
 
-def pick_device(ws: Workspace):
+def pick_device(ws: Workspace, dist=None):
     import torch
 
     want = ws.config.compute.device
+    if dist is not None and dist.active and torch.cuda.is_available() and want in ("auto", "cuda"):
+        torch.cuda.set_device(dist.local_rank)  # one GPU per rank
+        return torch.device("cuda", dist.local_rank)
     if want == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if want.startswith("cuda") and not torch.cuda.is_available():
@@ -58,13 +64,16 @@ def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
 
 
 def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:
-    """Run (or resume) one RunSpec to completion in this process."""
-    rd = RunDir.for_spec(ws.runs, spec)
+    """Run (or resume) one RunSpec to completion in this process (or as one rank of a DDP run)."""
+    from divrob.train.distributed import Dist
+
+    dist = Dist.from_env()
+    rd = RunDir.for_spec(ws.runs, spec, writer=dist.is_main)
     if rd.is_finished:
         return rd
-    rd.set_status("running", pid=os.getpid())
+    rd.set_status("running", pid=os.getpid(), world_size=dist.world)
     try:
-        _execute(ws, spec, rd, reporter)
+        _execute(ws, spec, rd, reporter, dist)
     except DivrobError as e:
         rd.log(f"failed: {e}")
         rd.set_status("failed", reason=str(e))
@@ -78,31 +87,47 @@ def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> Ru
     return rd
 
 
-def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter) -> None:
+def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist) -> None:
+    import torch
+
+    if ws.config.compute.threads:
+        torch.set_num_threads(ws.config.compute.threads)
+    device = pick_device(ws, dist)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once per shape
+    dist.init(device.type)
+    try:
+        _phases(ws, spec, rd, reporter, dist, device)
+    finally:
+        dist.shutdown()
+
+
+def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, device) -> None:
     import torch
 
     from divrob.train.archs import build_model, replace_head
     from divrob.train.checkpoint import load_checkpoint, save_checkpoint
     from divrob.train.loop import train_phase
 
-    if ws.config.compute.threads:
-        torch.set_num_threads(ws.config.compute.threads)
-    device = pick_device(ws)
     label = f"{spec.arch} {'scratch' if spec.is_scratch else spec.manifest_id[:8]}"
     last = load_checkpoint(rd.checkpoints / "last.pt")
     in_finetune = last is not None and last.get("phase") == "finetune"
     pretrained_path = rd.checkpoints / PRETRAINED
 
     if not spec.is_scratch and not in_finetune and not pretrained_path.exists():
-        data = _pretrain_data(ws, spec, reporter)
+        with dist.main_first():  # rank 0 fills the decode cache, the others then read it
+            data = _pretrain_data(ws, spec, reporter)
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
         train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, rundir=rd,
-                    seed=spec.seed, device=device, reporter=reporter, label=label)
-        save_checkpoint(pretrained_path, {"model": model.cpu().state_dict()})
+                    seed=spec.seed, device=device, reporter=reporter, label=label, dist=dist)
+        if dist.is_main:
+            save_checkpoint(pretrained_path, {"model": model.cpu().state_dict()})
+        dist.barrier()  # nobody reads pretrained.pt before rank 0 has written it
 
-    num_classes, data = _finetune_data(ws, spec, reporter)
+    with dist.main_first():
+        num_classes, data = _finetune_data(ws, spec, reporter)
     torch.manual_seed(spec.seed)
     if spec.is_scratch:
         model = build_model(spec.arch, num_classes)
@@ -116,4 +141,4 @@ def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter) -> No
         replace_head(model, num_classes, seed=spec.seed + 1)
     rd.log(f"finetune: {spec.arch} on {spec.downstream} ({int(data.train.valid.sum())} images)")
     train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, rundir=rd,
-                seed=spec.seed + 1, device=device, reporter=reporter, label=label)
+                seed=spec.seed + 1, device=device, reporter=reporter, label=label, dist=dist)

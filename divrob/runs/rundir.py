@@ -2,6 +2,12 @@
 
 Jobs write only here (never the store); the manager ingests. Events are one JSON object per
 finished epoch and are appended once: a resumed run skips epochs already recorded.
+status.json carries the state and, while training (every few seconds), the progress fields
+(phase, epoch, epochs, step, steps_per_epoch, images_per_s) at its top level, which the job
+scheduler and the TUI show; they keep their last values once the run ends.
+
+In a multi-process (DDP) run every rank holds a RunDir, but only rank 0's is a `writer`: the
+others' write methods do nothing, so each event, status and log line is written once.
 """
 
 from __future__ import annotations
@@ -16,19 +22,22 @@ from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
 from divrob.runs.spec import RunSpec
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
+PROGRESS_KEYS = ("phase", "epoch", "epochs", "step", "steps_per_epoch", "images_per_s")
 
 
 @dataclass(frozen=True)
 class RunDir:
     path: Path
+    writer: bool = True
 
     @classmethod
-    def for_spec(cls, runs_root: Path, spec: RunSpec) -> "RunDir":
-        rd = cls(runs_root / spec.run_id)
-        rd.path.mkdir(parents=True, exist_ok=True)
-        rd.checkpoints.mkdir(exist_ok=True)
-        if not rd.spec_path.exists():
-            write_json_atomic(rd.spec_path, spec.to_dict())
+    def for_spec(cls, runs_root: Path, spec: RunSpec, writer: bool = True) -> "RunDir":
+        rd = cls(runs_root / spec.run_id, writer)
+        if writer:
+            rd.path.mkdir(parents=True, exist_ok=True)
+            rd.checkpoints.mkdir(exist_ok=True)
+            if not rd.spec_path.exists():
+                write_json_atomic(rd.spec_path, spec.to_dict())
         return rd
 
     @property
@@ -66,6 +75,8 @@ class RunDir:
 
     def append_epoch(self, phase: str, epoch: int, metrics: dict[str, dict[str, float]], **extra: Any) -> bool:
         """Record a finished epoch once; returns False if it was already recorded."""
+        if not self.writer:
+            return False
         if epoch in self.recorded_epochs(phase):
             return False
         append_jsonl(self.events_path, {"phase": phase, "epoch": epoch, "metrics": metrics, "time": time.time(), **extra})
@@ -81,16 +92,26 @@ class RunDir:
 
     def set_status(self, state: str, **extra: Any) -> None:
         assert state in STATES, state
+        if not self.writer:
+            return
         prev = self.status()
-        record = {**{k: v for k, v in prev.items() if k in ("started",)}, "state": state, "updated": time.time(), **extra}
+        keep = ("started", "pid", "world_size", *PROGRESS_KEYS)
+        record = {**{k: v for k, v in prev.items() if k in keep}, "state": state, "updated": time.time(), **extra}
         if state == "running" and "started" not in record:
             record["started"] = time.time()
         write_json_atomic(self.status_path, record)
+
+    def set_progress(self, **progress: Any) -> None:
+        """Update a running run's progress fields (callers rate-limit: it is one atomic write)."""
+        assert set(progress) <= set(PROGRESS_KEYS), progress
+        self.set_status("running", **progress)
 
     @property
     def is_finished(self) -> bool:
         return self.status().get("state") == "finished"
 
     def log(self, message: str) -> None:
+        if not self.writer:
+            return
         with open(self.log_path, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from divrob.errors import RunError
 from divrob.fileio import short_hash
 from divrob.train.config import PhaseConfig
 
 SPEC_VERSION = 1
 # Settings that change speed, never results, stay out of the run id.
-_NOT_IDENTITY = ("workers",)
+_NOT_IDENTITY = ("workers", "compile", "checkpoint_minutes")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class RunSpec:
     manifest_id: str | None = None  # None: no pre-training (scratch)
     pretrain_classes: int | None = None
     pretrain: PhaseConfig | None = None
+
+    def __post_init__(self) -> None:
+        from divrob.train.archs import image_size_problem
+
+        for phase, cfg in (("pretrain", self.pretrain), ("finetune", self.finetune)):
+            problem = cfg is not None and image_size_problem(self.arch, cfg.image_size)
+            if problem:
+                raise RunError(f"{phase}: {problem} in the recipe's [study] {phase} settings")
 
     @property
     def is_scratch(self) -> bool:

@@ -17,6 +17,18 @@ ARCHS: dict[str, str] = {
     "mobilenet_v3_large": "MobileNetV3-Large",
 }
 
+# The smallest square input each architecture accepts (measured with torchvision): below it a
+# pooling layer gets an empty feature map. Architectures not listed accept any recipe size.
+MIN_IMAGE_SIZE: dict[str, int] = {"alexnet": 63, "densenet121": 29}
+
+
+def image_size_problem(arch: str, size: int) -> str | None:
+    """Why `arch` cannot train at `size` px, or None if it can (torch-free, for validation)."""
+    need = MIN_IMAGE_SIZE.get(arch, 1)
+    if size < need:
+        return f"{ARCHS.get(arch, arch)} needs image_size >= {need} px (got {size}); raise image_size"
+    return None
+
 
 def build_model(arch: str, num_classes: int):
     """A randomly initialised torchvision model with a `num_classes`-way head."""

@@ -18,7 +18,10 @@ class PhaseConfig:
     lr_step: int | None  # StepLR period in epochs; None = constant lr
     lr_gamma: float
     image_size: int
+    # Settings below change speed or bookkeeping, never results: they stay out of the run id.
     workers: int = 2
+    compile: bool = False  # torch.compile the model (CUDA only; minutes of warm-up)
+    checkpoint_minutes: float = 10.0  # also checkpoint inside an epoch this often; 0 = every step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

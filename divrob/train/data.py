@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -104,41 +104,41 @@ def batch_order(valid: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.n
     return idx
 
 
-def iterate_batches(
-    data: DecodedImages, batch_size: int, order: np.ndarray, start_step: int = 0, drop_last: bool = False
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(step, uint8 images NHWC, labels) for the steps from `start_step` on."""
-    n_steps = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
-    for step in range(start_step, n_steps):
-        sel = np.sort(order[step * batch_size:(step + 1) * batch_size])  # sorted reads from the memmap
-        yield step, np.asarray(data.images[sel]), data.labels[sel]
-
-
-def n_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
-    return n // batch_size if drop_last else -(-n // batch_size)
-
-
 def to_tensor(images_u8: np.ndarray, device):
     """uint8 NHWC → normalised float NCHW on `device` (channels_last memory format)."""
     import torch
 
-    x = torch.from_numpy(images_u8).to(device, non_blocking=True)
-    x = x.permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return normalize(torch.from_numpy(images_u8).to(device, non_blocking=True))
+
+
+def normalize(x_u8):
+    """uint8 NHWC tensor → ImageNet-normalised float NCHW, on the tensor's device. NHWC viewed as
+    NCHW already has channels_last strides, so no copy is needed for the layout."""
+    import torch
+
+    x = x_u8.permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def random_resized_crop_flip(x, generator, min_scale: float = 0.08):
     """Batched RandomResizedCrop (scale [min_scale, 1], ratio [3/4, 4/3]) and horizontal flip,
     as one affine grid sample, so augmentation runs wherever the batch lives (CPU or GPU)."""
+    return apply_affine(x, augment_theta(x.shape[0], generator, min_scale))
+
+
+def augment_theta(b: int, generator, min_scale: float = 0.08):
+    """The (b, 2, 3) affine crop-and-flip matrices of a batch, drawn on the CPU from `generator`.
+
+    Drawn separately from applying them so that data-parallel ranks can draw the whole global
+    batch from one shared generator and each apply only its own rows: the augmentation then
+    does not depend on the number of processes.
+    """
     import math
 
     import torch
-    import torch.nn.functional as F
 
-    b = x.shape[0]
-    dev = x.device
     scale = torch.empty(b).uniform_(min_scale, 1.0, generator=generator)
     log_r = torch.empty(b).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)
     ratio = torch.exp(log_r)
@@ -152,6 +152,13 @@ def random_resized_crop_flip(x, generator, min_scale: float = 0.08):
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
+    return theta
+
+
+def apply_affine(x, theta):
+    import torch
+    import torch.nn.functional as F
+
+    grid = F.affine_grid(theta.to(x.device, non_blocking=True), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)

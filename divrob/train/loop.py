@@ -1,9 +1,9 @@
 """The training loop: plain, top to bottom. One call trains one phase (pre-train or fine-tune)
-of one run, resuming from the run's last checkpoint, evaluating and recording every epoch."""
+of one run, resuming from the run's last checkpoint (even mid-epoch), evaluating and recording
+every epoch. The same code runs single-process and as one rank of a DDP run (`dist`)."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,10 +14,13 @@ from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
-from divrob.train.data import (
-    DecodedImages, batch_order, iterate_batches, n_batches, random_resized_crop_flip, to_tensor,
-)
+from divrob.train.data import DecodedImages, apply_affine, augment_theta, batch_order, normalize
+from divrob.train.distributed import Dist
+from divrob.train.loader import stream_batches, steps_per_epoch
 from divrob.train.metrics import classification_metrics
+from divrob.train.state import check_order, make_checkpoint, restore_checkpoint, restore_rng
+
+STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while training
 
 
 @dataclass
@@ -43,21 +46,62 @@ def make_optimizer(model, cfg: PhaseConfig):
     return opt, sched
 
 
-def evaluate(model, data: DecodedImages, device, batch_size: int = 256) -> dict[str, float]:
+def oom_error(phase: str, cfg: PhaseConfig, what: str = "training") -> RunError:
+    half = max(1, cfg.batch_size // 2)
+    return RunError(
+        f"{phase}: out of GPU memory while {what} at batch_size {cfg.batch_size}, {cfg.image_size} px; "
+        f"set batch_size = {half} under [study] {phase} in the recipe (a new batch size is a new run)"
+    )
+
+
+def evaluate(model, data: DecodedImages, device, batch_size: int = 256, dist: Dist = Dist()) -> dict[str, float]:
+    """WILDS metrics on the whole split; in a DDP run each rank predicts a slice, rank 0 scores."""
     import torch
 
     model.eval()
     order = batch_order(data.valid, seed=0, epoch=0, shuffle=False)
+    order = order[dist.shard(len(order))]
     preds, labels = [], []
     with torch.inference_mode():
-        for _, x, y in iterate_batches(data, batch_size, order):
+        for b in stream_batches(data, batch_size, order, pin=device.type == "cuda"):
+            x = normalize(b.images.to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(to_tensor(x, device))
+                logits = model(x)
             preds.append(logits.argmax(1).cpu().numpy())
-            labels.append(y)
-    if not preds:
-        return classification_metrics(np.array([]), np.array([]))
-    return classification_metrics(np.concatenate(preds), np.concatenate(labels))
+            labels.append(b.labels.numpy())
+    empty = np.array([], dtype=np.int64)
+    preds = dist.gather_arrays(np.concatenate(preds) if preds else empty)
+    labels = dist.gather_arrays(np.concatenate(labels) if labels else empty)
+    return classification_metrics(preds, labels)
+
+
+def _wrap(model, cfg: PhaseConfig, device, dist: Dist, rundir: RunDir):
+    """The module the steps call: DDP across ranks, then torch.compile if asked (CUDA only)."""
+    import torch
+
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        if device.type == "cuda":
+            net = torch.compile(net)
+        else:
+            rundir.log("compile: ignored on CPU (it only pays off on CUDA)")
+    return net
+
+
+def _check_finite(pending, phase: str, cfg: PhaseConfig) -> None:
+    """Stop on a NaN/inf loss. Checked one step late, so the CPU never waits for the GPU to
+    finish the step it just queued."""
+    if pending is None:
+        return
+    loss, epoch, step = pending
+    value = float(loss.item())
+    if not np.isfinite(value):
+        raise RunError(f"{phase}: loss became {value} at epoch {epoch} step {step}; "
+                       f"lower the learning rate (now {cfg.lr})")
 
 
 def train_phase(
@@ -71,76 +115,115 @@ def train_phase(
     device,
     reporter: Reporter = SILENT,
     label: str = "",
+    dist: Dist = Dist(),
 ) -> None:
     import torch
 
     model.to(device).to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, cfg)
     ckpt_path = rundir.checkpoints / "last.pt"
-    start_epoch = 0
-    ckpt = load_checkpoint(ckpt_path)
-    if ckpt is not None and ckpt.get("phase") == phase:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and ckpt.get("scheduler"):
-            sched.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng_torch"])
-        start_epoch = int(ckpt["epoch"])
-        rundir.log(f"{phase}: resuming after epoch {start_epoch}")
-    else:
+    resume = restore_checkpoint(load_checkpoint(ckpt_path), phase, model, opt, sched)
+    if resume is None:
         torch.manual_seed(seed)
+        start_epoch, start_step = 1, 0
+    else:
+        start_epoch, start_step = resume.epoch, resume.step
+        if start_step == 0 and resume.rng:
+            restore_rng(resume.rng, None)
+        rundir.log(f"{phase}: resuming at epoch {start_epoch} step {start_step}")
 
-    loss_fn = torch.nn.CrossEntropyLoss()
     n_train = int(data.train.valid.sum())
     if n_train == 0:
         raise RunError(f"{phase}: no readable training images")
-    steps = n_batches(n_train, cfg.batch_size)
+    steps = steps_per_epoch(n_train, cfg.batch_size, dist.world)
+    skipped = data.train.n_skipped + sum(d.n_skipped for d in data.evals.values())
+    net = _wrap(model, cfg, device, dist, rundir)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    on_cuda = device.type == "cuda"
     task = reporter.task(f"{label} {phase}", total=cfg.epochs * steps)
-    task.advance(start_epoch * steps)
+    task.advance((start_epoch - 1) * steps + start_step)
+    last_ckpt = last_status = time.monotonic()
+    status_images = 0
+
+    def checkpoint(epoch_done: int, step: int, sums, seconds: float, order, gen) -> None:
+        if dist.is_main:
+            save_checkpoint(ckpt_path, make_checkpoint(
+                phase=phase, epoch_done=epoch_done, step=step, model=model, opt=opt, sched=sched,
+                sums=sums, train_seconds=seconds, order=order, augment_gen=gen,
+                batch_size=cfg.batch_size, world=dist.world))
+
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        for epoch in range(start_epoch, cfg.epochs + 1):
             model.train()
-            t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
             order = batch_order(data.train.valid, seed, epoch, shuffle=True)
-            loss_sum, correct, seen = 0.0, 0, 0
-            for step, x_u8, y_np in iterate_batches(data.train, cfg.batch_size, order):
-                x = to_tensor(x_u8, device)
-                if data.augment:
-                    x = random_resized_crop_flip(x, gen)
-                y = torch.from_numpy(y_np).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    logits = model(x)
-                    loss = loss_fn(logits.float(), y)
-                if not math.isfinite(loss.item()):
-                    raise RunError(f"{phase}: loss became {loss.item()} at epoch {epoch} step {step}; "
-                                   f"lower the learning rate (now {cfg.lr})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.item() * len(y_np)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y_np)
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            # [loss sum, correct, seen] on the device: adding to them never syncs with the CPU
+            sums = torch.zeros(3, dtype=torch.float64, device=device)
+            seconds_before = 0.0
+            first_step = start_step if epoch == start_epoch else 0
+            if first_step:
+                check_order(resume, order, phase)
+                restore_rng(resume.rng, gen)
+                if dist.is_main:  # the others' partial sums were folded into rank 0's checkpoint
+                    sums += torch.tensor(resume.sums, dtype=torch.float64, device=device)
+                seconds_before = resume.train_seconds
+            t0 = time.perf_counter()
+            pending = None
+            for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda):
+                x = normalize(b.images.to(device, non_blocking=True))
+                if data.augment:  # drawn for the global batch on every rank, applied to our rows
+                    x = apply_affine(x, augment_theta(b.global_size, gen)[b.rows])
+                y = b.labels.to(device, non_blocking=True)
+                try:
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda):
+                        logits = net(x)
+                        loss = loss_fn(logits.float(), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                except torch.cuda.OutOfMemoryError:
+                    raise oom_error(phase, cfg) from None
+                _check_finite(pending, phase, cfg)
+                pending = (loss.detach(), epoch, b.step)
+                n = len(b.labels)
+                sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
+                                     torch.tensor(float(n), dtype=torch.float64, device=device)])
                 task.advance()
+                status_images += n * dist.world
+                now = time.monotonic()
+                due = cfg.checkpoint_minutes <= 0 or now - last_ckpt >= cfg.checkpoint_minutes * 60
+                if dist.any(due, device) and b.step + 1 < steps:  # the epoch-end one follows anyway
+                    _check_finite(pending, phase, cfg)
+                    total = dist.all_reduce_sum(sums.clone())
+                    checkpoint(epoch - 1, b.step + 1, total.tolist(),
+                               seconds_before + time.perf_counter() - t0, order, gen)
+                    if not dist.is_main:  # rank 0 now carries everyone's sums
+                        sums.zero_()
+                    elif dist.active:
+                        sums.copy_(total)
+                    last_ckpt = now
+                if dist.is_main and now - last_status >= STATUS_EVERY_S:
+                    rundir.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=b.step + 1,
+                                        steps_per_epoch=steps, images_per_s=round(status_images / (now - last_status), 1))
+                    last_status, status_images = now, 0
+            _check_finite(pending, phase, cfg)
+            train_seconds = seconds_before + time.perf_counter() - t0
             if sched is not None:
                 sched.step()
-            train_seconds = time.perf_counter() - t0
-            metrics = {"train": {"loss": loss_sum / seen, "acc": correct / seen, "n": seen}}
+            loss_sum, correct, seen = dist.all_reduce_sum(sums).tolist()
+            dist.sync_buffers(model)
+            metrics = {"train": {"loss": loss_sum / seen, "acc": correct / seen, "n": int(seen)}}
             for split, split_data in data.evals.items():
-                metrics[split] = evaluate(model, split_data, device)
-            rundir.append_epoch(
-                phase, epoch, metrics,
-                images_per_s=seen / train_seconds,
-                skipped_images=data.train.n_skipped + sum(d.n_skipped for d in data.evals.values()),
-            )
-            save_checkpoint(ckpt_path, {
-                "phase": phase,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "rng_torch": torch.get_rng_state(),
-            })
+                try:
+                    metrics[split] = evaluate(model, split_data, device, dist=dist)
+                except torch.cuda.OutOfMemoryError:
+                    raise oom_error(phase, cfg, f"evaluating {split}") from None
+            rundir.append_epoch(phase, epoch, metrics, images_per_s=seen / train_seconds, skipped_images=skipped)
+            checkpoint(epoch, 0, [0.0, 0.0, 0.0], 0.0, None, None)
+            last_ckpt = time.monotonic()
+            if dist.is_main:
+                rundir.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=steps,
+                                    steps_per_epoch=steps, images_per_s=round(seen / train_seconds, 1))
             rundir.log(f"{phase}: epoch {epoch}/{cfg.epochs} loss {loss_sum / seen:.4f} ({seen / train_seconds:.0f} img/s)")
     finally:
         task.close()

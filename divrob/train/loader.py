@@ -1,0 +1,96 @@
+"""Batches from the decode cache to the device, prepared one step ahead in a background thread.
+
+The thread gathers each batch's rows from the memory-mapped uint8 cache straight into a (pinned,
+on CUDA) tensor, so the host-to-device copy is asynchronous and moves bytes, not floats;
+normalisation and augmentation then run on the device. The thread only releases the GIL-free
+numpy copy, so it overlaps with the model's step on CPU and GPU alike.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from divrob.train.data import DecodedImages
+from divrob.train.distributed import Dist
+
+_DONE = object()
+
+
+@dataclass
+class Batch:
+    step: int
+    images: object  # torch.uint8 (b, S, S, 3): this rank's rows, pinned when feeding CUDA
+    labels: object  # torch.int64 (b,)
+    rows: slice  # this rank's rows within the global batch
+    global_size: int
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Global steps in an epoch; a last batch smaller than the number of ranks is dropped, so
+    that every rank has at least one image in every step."""
+    full, rem = divmod(n, batch_size)
+    return full + (1 if rem and rem >= world else 0)
+
+
+def _gather(images: np.ndarray, labels: np.ndarray, sel: np.ndarray, pin: bool):
+    import torch
+
+    x = torch.empty((len(sel), *images.shape[1:]), dtype=torch.uint8, pin_memory=pin)
+    np.take(images, sel, axis=0, out=x.numpy())  # one copy, memmap → (pinned) tensor
+    return x, torch.from_numpy(np.ascontiguousarray(labels[sel]))
+
+
+def stream_batches(
+    data: DecodedImages,
+    batch_size: int,
+    order: np.ndarray,
+    start_step: int = 0,
+    dist: Dist = Dist(),
+    pin: bool = False,
+    depth: int = 3,
+) -> Iterator[Batch]:
+    """The batches of `order` from `start_step` on; in a DDP run, this rank's share of each."""
+    n_steps = steps_per_epoch(len(order), batch_size, dist.world)
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():  # a consumer that stopped early must not leave us blocked
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for step in range(start_step, n_steps):
+                # sorted rows read the memmap front to back; the batch's content is unchanged
+                sel = np.sort(order[step * batch_size:(step + 1) * batch_size])
+                rows = dist.shard(len(sel))
+                x, y = _gather(data.images, data.labels, sel[rows], pin)
+                if not put(Batch(step, x, y, rows, len(sel))):
+                    return
+            put(_DONE)
+        except BaseException as e:  # hand the error to the consumer instead of dying silently
+            put(e)
+
+    thread = threading.Thread(target=produce, name="divrob-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
