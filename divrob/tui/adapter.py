@@ -1,0 +1,478 @@
+"""The TUI's one door to the data layer: every screen reads and acts through `DivrobAdapter`.
+
+Its methods are plain blocking calls made from Textual worker threads, never from the event
+loop. Each store read opens a short read-only connection (through the core functions), so a
+running manager can keep writing. The heavy stack (pandas, duckdb, numpy, the analysis) is
+imported inside the methods: importing this module costs nothing at startup, and torch is
+never imported at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from divrob.errors import DivrobError
+from divrob.progress import SILENT, Reporter
+
+TRANSFORMS = ("probit", "logit", "linear")
+TABLE_FORMATS = (".csv", ".parquet")
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+N_BOOT = 300  # interactive bootstrap: ~3x faster than the CLI's 1000, bands as stable to the eye
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    group: str  # "workspace" or "bundled"
+    label: str  # what the list shows: a path relative to its group's root
+    path: Path
+
+
+@dataclass
+class RecipeView:
+    """A recipe as the Recipes screen shows it: its study and distributions, or its error."""
+
+    file: Path
+    study: str = ""
+    summary: str = ""
+    rows: list[dict[str, str]] = field(default_factory=list)
+    error_field: str | None = None  # set when the recipe does not validate
+    error_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_reason is None
+
+
+@dataclass
+class PlanView:
+    recipe: Path
+    study: str
+    rows: list[dict[str, Any]]
+
+    def counts(self) -> dict[str, int]:
+        """Runs by what the next launch does with them (manifests are built while planning)."""
+        out = {"to run": 0, "finished": 0, "partly done": 0, "queued/running": 0, "other": 0}
+        for r in self.rows:
+            if r["kind"] == "manifest":
+                continue
+            s = r["state"]
+            if s.startswith("finished"):
+                out["finished"] += 1
+            elif s.startswith("partly"):
+                out["partly done"] += 1
+            elif s.startswith(("queued", "running")):
+                out["queued/running"] += 1
+            elif s.startswith("to run"):
+                out["to run"] += 1
+            else:
+                out["other"] += 1
+        return out
+
+
+@dataclass
+class JobRow:
+    """One line of the Jobs table, with what the store and the run directory say."""
+
+    job_id: str
+    label: str
+    state: str
+    executor: str
+    slot: str
+    phase: str
+    fraction: float | None  # of all the job's epochs (pre-training + fine-tuning)
+    epoch_text: str
+    throughput: float | None
+    elapsed: float | None
+    eta: float | None
+    reason: str
+    study: str
+
+
+class _ReadWriteLock:
+    """Many readers or one writer. DuckDB refuses a read-write connection in a process that has a
+    read-only one open on the same file (and the reverse), and the TUI's workers run at once:
+    store reads share this lock, the few writes (cancel, launch, retry) take it alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._readers)
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _reads(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kw):
+        with self._store.reading():
+            return method(self, *args, **kw)
+    return wrapper
+
+
+def _writes(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kw):
+        with self._store.writing():
+            return method(self, *args, **kw)
+    return wrapper
+
+
+class DivrobAdapter:
+    """Workspace access for the TUI. `clock` is injectable so tests render fixed times."""
+
+    def __init__(self, workspace: str | Path | None = None, clock: Callable[[], float] = time.time,
+                 include_bundled: bool = True):
+        self._workspace_arg = workspace
+        self.include_bundled = include_bundled
+        self._ws = None
+        self.clock = clock
+        self._plans: dict[Path, Any] = {}
+        self._store = _ReadWriteLock()
+        self._open_lock = threading.Lock()
+
+    # ---- the workspace ---------------------------------------------------------------------
+
+    @property
+    def ws(self):
+        with self._open_lock:  # several workers may ask first
+            if self._ws is None:
+                from divrob.workspace import open_workspace
+
+                self._ws = open_workspace(self._workspace_arg)
+        return self._ws
+
+    @property
+    def name(self) -> str:
+        return self.ws.root.name
+
+    @_reads
+    def store_stamp(self) -> tuple:
+        """Something that changes whenever results or jobs change: live views reload on it."""
+        from divrob.store.db import read_connection
+
+        with read_connection(self.ws.db_path) as con:
+            epochs = con.execute("SELECT count(*) FROM epochs").fetchone()[0]
+            runs = con.execute("SELECT count(*), max(updated) FROM runs").fetchone()
+            jobs = con.execute("SELECT count(*), max(updated) FROM jobs").fetchone()
+        return (epochs, *runs, *jobs)
+
+    # ---- recipes ----------------------------------------------------------------------------
+
+    def recipe_files(self) -> list[RecipeFile]:
+        """The workspace's recipes (its root and recipes/), then the bundled ones."""
+        out: list[RecipeFile] = []
+        root = self.ws.root
+        mine = sorted(root.glob("*.toml")) + sorted((root / "recipes").rglob("*.toml"))
+        for p in mine:
+            if p.name == "divrob.toml":  # the workspace config, not a recipe
+                continue
+            rel = p.relative_to(root)
+            out.append(RecipeFile("workspace", str(rel.with_suffix("")), p))
+        if not self.include_bundled:
+            return out
+        try:
+            from divrob.bundled import bundled
+
+            shipped = bundled("recipes")
+        except DivrobError:
+            shipped = None  # an installed wheel without the checkout: no bundled recipes
+        if shipped is not None:
+            for p in sorted(shipped.rglob("*.toml")):
+                rel = p.relative_to(shipped)
+                group = "bundled" + (f": {rel.parent}" if str(rel.parent) != "." else "")
+                out.append(RecipeFile(group, p.stem, p))
+        return out
+
+    def open_recipe(self, path: Path) -> RecipeView:
+        """Load and validate; a validation error comes back in the view, not as an exception."""
+        from divrob.errors import RecipeError
+        from divrob.recipes.load import load_recipe
+
+        try:
+            r = load_recipe(path)
+        except RecipeError as e:
+            return RecipeView(Path(path), error_field=e.field or None, error_reason=e.reason)
+        s = r.study
+        runs = len(r.distributions) * len(s.archs) * len(s.seeds)
+        summary = (f"downstream {s.downstream} · archs {', '.join(s.archs)} · seeds "
+                   f"{', '.join(map(str, s.seeds))} · {len(r.distributions)} distributions, {runs} runs")
+        rows = [{"distribution": ed.distribution.name, **_describe(ed.distribution),
+                 "sweep": ", ".join(f"{k}={v}" for k, v in ed.sweep.items()) or "-"}
+                for ed in r.distributions]
+        return RecipeView(Path(path), s.name, summary, rows)
+
+    def class_counts(self, path: Path, distribution: str, reporter: Reporter = SILENT):
+        """Build (or reuse) one distribution's manifest: its ManifestInfo, class counts included."""
+        from divrob.recipes.load import load_recipe
+        from divrob.recipes.manifest import build_manifest
+
+        dist = load_recipe(path).distribution(distribution).distribution
+        if dist.is_scratch:
+            raise DivrobError(f"distribution {distribution!r} has no pre-training, so it has no class counts")
+        return build_manifest(self.ws, dist, reporter)
+
+    def build_recipe(self, path: Path, reporter: Reporter = SILENT) -> list[tuple[str, Any]]:
+        """Every distribution's manifest; (name, None) for those without pre-training."""
+        from divrob.recipes.load import load_recipe
+        from divrob.recipes.manifest import build_manifest
+
+        r = load_recipe(path)
+        task = reporter.task(f"building {r.study.name}", total=len(r.distributions))
+        out = []
+        try:
+            for ed in r.distributions:
+                d = ed.distribution
+                out.append((d.name, None if d.is_scratch else build_manifest(self.ws, d, reporter)))
+                task.advance()
+        finally:
+            task.close()
+        return out
+
+    # ---- studies ----------------------------------------------------------------------------
+
+    def plan(self, path: Path, reporter: Reporter = SILENT) -> PlanView:
+        """The study's jobs and what a launch would do with each (builds missing manifests)."""
+        from divrob.dispatch.study import plan_rows
+        from divrob.recipes.load import load_recipe
+        from divrob.runs.grid import plan_study
+
+        rec = load_recipe(path)
+        p = plan_study(self.ws, rec, reporter)
+        self._plans[Path(path)] = p
+        with self._store.reading():
+            rows = plan_rows(self.ws, p)
+        return PlanView(Path(path), rec.study.name, rows)
+
+    def launch(self, path: Path, executor: str, reporter: Reporter = SILENT, *, retry: bool = False) -> str:
+        """Queue the study's unfinished runs and hand them to a detached scheduler; returns a
+        one-line summary. Never waits for the runs: the scheduler outlives the TUI."""
+        from divrob.dispatch.study import dispatch_study
+        from divrob.recipes.load import load_recipe
+        from divrob.runs.grid import plan_study
+
+        if executor not in ("local", "slurm", "submitit-local"):
+            raise DivrobError(f"cannot launch on {executor!r} from the TUI: choose local or slurm")
+        p = self._plans.get(Path(path)) or plan_study(self.ws, load_recipe(path), reporter)
+        with self._store.writing():
+            out = dispatch_study(self.ws, p, executor, {}, detach=True, retry=retry, reporter=reporter)
+        self._plans.pop(Path(path), None)  # states changed: the next plan is read afresh
+        pid = (out.manager or {}).get("pid")
+        return (f"{p.recipe.study.name}: {len(out.queued)} queued on {executor}, {len(out.skipped)} already "
+                f"finished, {len(out.waiting)} already queued or running" + (f"; scheduler pid {pid}" if pid else ""))
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    @_reads
+    def jobs(self, include_done: bool = True) -> list[JobRow]:
+        from divrob.dispatch.control import list_jobs
+
+        now = self.clock()
+        rows = []
+        for j in list_jobs(self.ws):
+            if not include_done and j.state not in ("queued", "running"):
+                continue
+            rows.append(self._job_row(j, now))
+        return rows
+
+    def _job_row(self, j, now: float) -> JobRow:
+        from divrob.runs.rundir import RunDir
+
+        phase, epoch, tput = j.phase, j.epoch, j.throughput
+        fraction, epoch_text = None, ""
+        total = self._epochs_of(j.job_id) if j.kind == "run" else None
+        if j.state == "running" and j.kind == "run":
+            # the training loop nests its progress under "progress" in status.json
+            nested = RunDir(self.ws.runs / j.job_id).status().get("progress") or {}
+            phase = phase or nested.get("phase")
+            epoch = epoch if epoch is not None else nested.get("epoch")
+            tput = tput if tput is not None else nested.get("images_per_s")
+        if j.state == "finished":
+            fraction, epoch_text = 1.0, "done"
+        elif total and epoch is not None:
+            pre, fine = total
+            done = epoch + (pre if phase == "finetune" else 0)
+            fraction = min(1.0, done / max(1, pre + fine))
+            epoch_text = f"{'pre' if phase == 'pretrain' else 'ft'} {epoch}/{pre if phase == 'pretrain' else fine}"
+        elapsed = None
+        if j.started:
+            elapsed = max(0.0, (j.ended or now) - j.started)
+        eta = None
+        if j.state == "running" and elapsed and fraction and 0 < fraction < 1:
+            eta = elapsed * (1 - fraction) / fraction
+        return JobRow(j.job_id, j.label or j.kind, j.state, j.executor, j.slot or "-", phase or "",
+                      fraction, epoch_text, tput, elapsed, eta, j.reason or "", j.study or "")
+
+    def _epochs_of(self, run_id: str) -> tuple[int, int] | None:
+        """(pre-training epochs, fine-tuning epochs) from the run's spec.json."""
+        path = self.ws.runs / run_id / "spec.json"
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        pre = (spec.get("pretrain") or {}).get("epochs") or 0
+        fine = (spec.get("finetune") or {}).get("epochs") or 0
+        return (int(pre), int(fine)) if pre or fine else None
+
+    @_reads
+    def job_log(self, job_id: str, lines: int = 200) -> str:
+        from divrob.dispatch.control import find_job, log_paths
+        from divrob.dispatch.jobs import log_tail
+
+        j = find_job(self.ws, job_id)
+        head = f"{j.job_id} ({j.label or j.kind}): {j.state}" + (f" — {j.reason}" if j.reason else "")
+        parts = [head]
+        for p in log_paths(self.ws, j):
+            if p.exists():
+                parts.append(f"── {p.name} ──")
+                parts.append(log_tail(p, lines))
+        if len(parts) == 1:
+            parts.append("(no log yet)")
+        return "\n".join(parts)
+
+    @_writes
+    def cancel(self, job_id: str) -> list[str]:
+        from divrob.dispatch.control import cancel
+
+        return cancel(self.ws, job_id)
+
+    def retry(self, job_id: str, reporter: Reporter = SILENT) -> str:
+        """Queue a failed or cancelled job again. dispatch retries per study, so this re-queues
+        every failed or cancelled run of the job's study, through the recipe the store recorded."""
+        from divrob.dispatch.control import find_job
+        from divrob.store.db import read_connection
+
+        with self._store.reading():
+            j = find_job(self.ws, job_id)
+        if j.state not in ("failed", "cancelled"):
+            raise DivrobError(f"job {j.job_id[:8]} is {j.state}; only failed or cancelled jobs can be retried")
+        if not j.study:
+            raise DivrobError(f"job {j.job_id[:8]} belongs to no study; retry it with `divrob study retry RECIPE`")
+        with self._store.reading(), read_connection(self.ws.db_path) as con:
+            row = con.execute("SELECT path FROM recipes WHERE study = ? ORDER BY added DESC LIMIT 1",
+                              [j.study]).fetchone()
+        if row is None or not Path(row[0]).exists():
+            raise DivrobError(f"the recipe of study {j.study!r} is not where it was recorded; "
+                              f"retry with `divrob study retry RECIPE`")
+        executor = j.executor if j.executor in ("local", "slurm", "submitit-local") else "local"
+        return self.launch(Path(row[0]), executor, reporter, retry=True)
+
+    # ---- results ----------------------------------------------------------------------------
+
+    @_reads
+    def studies(self) -> list[str]:
+        from divrob.store.db import read_connection
+        from divrob.store.queries import studies
+
+        with read_connection(self.ws.db_path) as con:
+            return studies(con)
+
+    @_reads
+    def points(self, study: str | None, where: str | None = None):
+        """Every fine-tuning epoch of a study (None: all), sweep keys as columns, filtered."""
+        from divrob.analysis.report import study_points
+        from divrob.analysis.where import apply_where
+
+        points = study_points(self.ws, study)
+        return apply_where(points, where) if where and where.strip() else points
+
+    @staticmethod
+    def summary(points):
+        from divrob.analysis.report import run_summary
+
+        return run_summary(points)
+
+    def export_table(self, df, path: str | Path) -> Path:
+        from divrob.fileio import atomic_path
+
+        path = self._resolve(path)
+        if path.suffix.lower() not in TABLE_FORMATS:
+            raise DivrobError(f"cannot export a table to {path.name!r}: end the name in .csv or .parquet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            if path.suffix.lower() == ".csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
+        return path
+
+    def group_fields(self, points) -> list[str]:
+        """Columns a trend can be grouped by: run fields, then swept recipe keys."""
+        skip = {"run_id", "epoch", "id_f1", "ood_f1", "id_acc", "ood_acc", "id_val_f1", "val_f1", "state"}
+        first = [c for c in ("distribution", "source", "arch", "seed", "axis") if c in points.columns]
+        return first + [c for c in points.columns if c not in skip and c not in first]
+
+    @staticmethod
+    def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT):
+        from divrob.analysis.robustness import analyse
+
+        if transform not in TRANSFORMS:
+            raise DivrobError(f"transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
+        try:
+            return analyse(points, group_by, baseline, transform, n_boot=n_boot)
+        except ValueError as e:  # the pure analysis functions speak ValueError
+            raise DivrobError(str(e)) from None
+
+    def export_figure(self, analysis, groups: list[str], path: str | Path, title: str) -> Path:
+        from divrob.plots.export import export_trends
+
+        path = self._resolve(path)
+        if path.suffix.lower() not in FIGURE_FORMATS:
+            raise DivrobError(f"cannot export a figure to {path.name!r}: end the name in .png, .svg or .pdf")
+        df = analysis.df[analysis.df["group"].isin(groups)]
+        trends = {g: t for g, t in analysis.trends.items() if g in groups}
+        bands = {g: b for g, b in analysis.bands.items() if g in groups}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return export_trends(df, trends, path, transform=analysis.transform, bands=bands, title=title)
+        except ValueError as e:
+            raise DivrobError(str(e)) from None
+
+    def _resolve(self, path: str | Path) -> Path:
+        """A relative export path lands in the workspace, not wherever the TUI was started."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.ws.root / p
+
+
+def _pairs(model) -> str:
+    if model is None:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in model.model_dump(exclude_none=True, exclude_defaults=True).items()) or "-"
+
+
+def _describe(d) -> dict[str, str]:
+    size = f"{d.total} total" if d.total else (f"{d.per_class}/class" if d.per_class else "all")
+    if isinstance(d.source, dict):
+        source = " + ".join(f"{s} x{w:g}" for s, w in d.source.items())
+    else:
+        source = d.source or "-"
+    return {"source": "-" if d.is_scratch else source, "size": "-" if d.is_scratch else size,
+            "classes": _pairs(d.classes), "labels": _pairs(d.labels)}

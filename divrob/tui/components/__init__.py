@@ -1,0 +1,1 @@
+"""One screen or widget per module; screens reach the data only through `DivrobAdapter`."""

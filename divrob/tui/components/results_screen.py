@@ -1,0 +1,193 @@
+"""Results: a table over the store, filtered with the --where language, sorted by any column,
+per run (last epoch) or per fine-tuning epoch; export to CSV or Parquet."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Input, Select, Static
+
+from divrob.tui.components.base import DataScreen, Done
+from divrob.tui.components.nav_bar import NavBar
+from divrob.tui.components.path_prompt import PathPrompt
+from divrob.tui.components.progress_panel import ProgressPanel
+
+ALL = "*all*"
+MAX_ROWS = 2000  # a DataTable of every epoch of a big study would be slow to fill; export has them all
+
+
+def cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) >= 1 else f"{v:.3f}"
+    return str(v)
+
+
+class ResultsScreen(DataScreen):
+    MODE = "results"
+    DEFAULT_CSS = """
+    ResultsScreen #filters { height: 1; }
+    ResultsScreen #study { width: 26; }
+    ResultsScreen #where { width: 1fr; }
+    ResultsScreen #results-status { height: 1; padding: 0 1; color: $text-muted; }
+    ResultsScreen #table { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("slash", "focus_where", "Filter"),
+        Binding("s", "sort", "Sort by column"),
+        Binding("e", "toggle_epochs", "Runs/epochs"),
+        Binding("x", "export", "Export"),
+        Binding("escape", "focus_table", "Table", show=False),
+    ]
+
+    class StudiesLoaded(Message):
+        def __init__(self, value) -> None:
+            self.studies, self.stamp = value
+            super().__init__()
+
+    class PointsLoaded(Message):
+        def __init__(self, points) -> None:
+            self.points = points
+            super().__init__()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points = None
+        self.frame = None
+        self.per_epoch = False
+        self.sort_by: str | None = None
+        self.descending = False
+        self.stamp = None
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        with Horizontal(id="filters"):
+            yield Select([], prompt="study", id="study", compact=True)
+            yield Input(placeholder="where: arch=resnet18, total>=500  (enter)", id="where", compact=True)
+        yield Static("", id="results-status", markup=False)
+        yield DataTable(id="table", cursor_type="cell", zebra_stripes=True)
+        yield ProgressPanel()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
+                       group="studies", context="reading studies")
+        self.set_interval(self.app.refresh_s * 3, self._check_stamp)
+
+    def _check_stamp(self) -> None:
+        """Live results: reload when the manager has ingested new epochs."""
+        if self.app.screen is not self:
+            return
+        self.in_worker(self.adapter.store_stamp, lambda s: Done("stamp", s), group="stamp", context="store")
+
+    @on(StudiesLoaded)
+    def _studies(self, m: StudiesLoaded) -> None:
+        self.stamp = m.stamp
+        select = self.query_one("#study", Select)
+        select.set_options([("all studies", ALL)] + [(s, s) for s in m.studies])
+        select.value = m.studies[0] if len(m.studies) == 1 else ALL
+        self.query_one("#table", DataTable).focus()
+
+    @on(Select.Changed, "#study")
+    def _study_changed(self) -> None:
+        self.load()
+
+    @on(Input.Submitted, "#where")
+    def _where(self) -> None:
+        self.load()
+        self.action_focus_table()
+
+    def load(self) -> None:
+        value = self.query_one("#study", Select).value
+        if value is Select.BLANK:
+            return
+        study = None if value == ALL else value
+        where = self.query_one("#where", Input).value
+        self.query_one("#results-status", Static).update("loading…")
+        self.in_worker(lambda: self.adapter.points(study, where), self.PointsLoaded, group="points",
+                       context="reading results")
+
+    @on(PointsLoaded)
+    def _points(self, m: PointsLoaded) -> None:
+        self.points = m.points
+        self.render_table()
+
+    def render_table(self) -> None:
+        pts = self.points
+        if pts is None:
+            return
+        frame = pts if self.per_epoch else self.adapter.summary(pts)
+        if self.sort_by in getattr(frame, "columns", []):
+            frame = frame.sort_values(self.sort_by, ascending=not self.descending, kind="stable")
+        self.frame = frame
+        table = self.query_one("#table", DataTable)
+        table.clear(columns=True)
+        if frame.empty:
+            self.query_one("#results-status", Static).update("no results match")
+            return
+        for c in frame.columns:
+            arrow = (" ↓" if self.descending else " ↑") if c == self.sort_by else ""
+            table.add_column(f"{c}{arrow}", key=c)
+        runs = pts["run_id"].nunique() if "run_id" in pts.columns else 0
+        rid = list(frame.columns).index("run_id") if "run_id" in frame.columns else -1
+        for row in frame.head(MAX_ROWS).itertuples(index=False):
+            table.add_row(*(cell(v)[:8] if i == rid else cell(v) for i, v in enumerate(row)))
+        if self.sort_by in frame.columns:  # keep the cursor on the sorted column
+            table.move_cursor(column=list(frame.columns).index(self.sort_by), animate=False)
+        shown = "per epoch" if self.per_epoch else "per run, last epoch"
+        more = f" (first {MAX_ROWS} shown)" if len(frame) > MAX_ROWS else ""
+        order = f" · sorted by {self.sort_by}" if self.sort_by else ""
+        self.query_one("#results-status", Static).update(
+            f"{runs} runs · {len(pts)} epochs · {shown}{more}{order}")
+
+    def action_focus_where(self) -> None:
+        self.query_one("#where", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#table", DataTable).focus()
+
+    def action_sort(self) -> None:
+        table = self.query_one("#table", DataTable)
+        if self.frame is None or not len(table.columns):
+            return
+        column = str(table.ordered_columns[table.cursor_coordinate.column].key.value)
+        self.descending = not self.descending if column == self.sort_by else False
+        self.sort_by = column
+        self.render_table()
+
+    @on(DataTable.HeaderSelected, "#table")
+    def _header(self, m: DataTable.HeaderSelected) -> None:
+        self.query_one("#table", DataTable).move_cursor(column=m.column_index)
+        self.action_sort()
+
+    def action_toggle_epochs(self) -> None:
+        self.per_epoch = not self.per_epoch
+        self.render_table()
+
+    @work(group="export-prompt")
+    async def action_export(self) -> None:
+        if self.frame is None or self.frame.empty:
+            self.notify("nothing to export", severity="warning")
+            return
+        value = self.query_one("#study", Select).value
+        name = "all" if value in (ALL, Select.BLANK) else str(value)
+        path = await self.app.push_screen_wait(PathPrompt(
+            "Export these rows (every matching epoch) to:", f"exports/results-{name}.csv",
+            ".csv or .parquet · relative to the workspace"))
+        if not path:
+            return
+        frame = self.points  # the export holds every epoch that matches the filter
+        self.in_worker(lambda: self.adapter.export_table(frame, path), lambda p: Done("exported", p),
+                       group="export", context="exporting results")
+
+    @on(Done)
+    def _done(self, m: Done) -> None:
+        if m.what == "exported":
+            self.notify(f"written to {m.value}", title="export")
+        elif m.what == "stamp" and m.value != self.stamp:
+            self.stamp = m.value
+            self.load()

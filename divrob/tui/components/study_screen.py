@@ -1,0 +1,112 @@
+"""Study: the plan of the chosen recipe (to run / finished / partly done) and launching it on
+local GPUs or SLURM through a detached scheduler, so the TUI never waits for the runs."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static
+
+from divrob.tui.components.base import DataScreen, Done
+from divrob.tui.components.confirm import Confirm
+from divrob.tui.components.nav_bar import NavBar
+from divrob.tui.components.progress_panel import ProgressPanel
+
+STATE_STYLE = {"finished": "green", "built": "green", "failed": "red", "cancelled": "yellow", "running": "cyan",
+               "partly": "cyan", "queued": "blue"}
+
+
+class StudyScreen(DataScreen):
+    MODE = "study"
+    DEFAULT_CSS = """
+    StudyScreen #study-head { height: auto; padding: 0 1; }
+    StudyScreen #study-counts { height: auto; padding: 0 1; color: $text-muted; }
+    StudyScreen #plan { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("p", "plan", "Plan"),
+        Binding("l", "launch('local')", "Launch local"),
+        Binding("s", "launch('slurm')", "Launch SLURM"),
+    ]
+
+    class Planned(Message):
+        def __init__(self, plan) -> None:
+            self.plan = plan
+            super().__init__()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan = None
+        self.planned_for = None
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        yield Static("", id="study-head", markup=False)
+        yield Static("", id="study-counts", markup=False)
+        yield DataTable(id="plan", cursor_type="row", zebra_stripes=True)
+        yield ProgressPanel()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_recipe()
+
+    def on_screen_resume(self) -> None:
+        self._show_recipe()
+
+    def _show_recipe(self) -> None:
+        recipe = self.app.recipe
+        head = self.query_one("#study-head", Static)
+        if recipe is None:
+            head.update("no recipe chosen: pick one on Recipes (1) and press s")
+            return
+        head.update(f"recipe {recipe.name} — p: plan · l: launch local · s: launch SLURM")
+        if self.planned_for != recipe:
+            self.action_plan()
+
+    def action_plan(self) -> None:
+        recipe = self.app.recipe
+        if recipe is None:
+            self.notify("pick a recipe on the Recipes screen first", severity="warning")
+            return
+        self.planned_for = recipe
+        reporter = self.reporter()
+        self.query_one("#study-counts", Static).update("planning…")
+        self.in_worker(lambda: self.adapter.plan(recipe, reporter), self.Planned, group="plan",
+                       context=f"planning {recipe.name}")
+
+    @on(Planned)
+    def _planned(self, m: Planned) -> None:
+        from rich.text import Text
+
+        self.plan = m.plan
+        counts = m.plan.counts()
+        self.query_one("#study-counts", Static).update(
+            f"study {m.plan.study}: " + " · ".join(f"{k} {v}" for k, v in counts.items() if v or k != "other"))
+        table = self.query_one("#plan", DataTable)
+        table.clear(columns=True)  # fresh columns size themselves to the new rows
+        table.add_columns("job", "kind", "what", "state")
+        for r in m.plan.rows:
+            style = STATE_STYLE.get(r["state"].split()[0], "")
+            table.add_row(r["job"][:12], r["kind"], r["label"], Text(r["state"], style=style), key=r["job"])
+
+    @work(group="launch-confirm")
+    async def action_launch(self, executor: str) -> None:
+        recipe = self.app.recipe
+        if recipe is None:
+            self.notify("pick a recipe on the Recipes screen first", severity="warning")
+            return
+        if not await self.app.push_screen_wait(Confirm(
+                f"Launch {recipe.name} on {executor}? A detached scheduler runs its unfinished runs; "
+                f"it keeps going after you quit.")):
+            return
+        reporter = self.reporter()
+        self.in_worker(lambda: self.adapter.launch(recipe, executor, reporter), lambda v: Done("launched", v),
+                       group="launch", context=f"launching on {executor}")
+
+    @on(Done)
+    def _done(self, m: Done) -> None:
+        if m.what == "launched":
+            self.notify(m.value, title="launched", timeout=8)
+            self.action_plan()

@@ -1,0 +1,310 @@
+"""Trends: OOD vs ID macro-F1 per group with its fitted trend and bootstrap band (textual-plotext),
+group-by / baseline / transform choices, groups toggled on and off, the effective-robustness
+table beside the plot, and export to a figure. Reloads when new epochs reach the store."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Select, SelectionList
+from textual.widgets.selection_list import Selection
+from textual_plotext import PlotextPlot
+
+from divrob.tui.adapter import TRANSFORMS
+from divrob.tui.components.base import DataScreen, Done
+from divrob.tui.components.nav_bar import NavBar
+from divrob.tui.components.path_prompt import PathPrompt
+from divrob.tui.components.progress_panel import ProgressPanel
+
+PALETTE = ("blue", "orange", "green", "magenta", "cyan", "red", "yellow", "white")
+
+
+def signed(x: float) -> str:
+    """+0.072 → '+.072': the effective-robustness table fits beside the plot at 80 columns."""
+    return f"{x:+.3f}".replace("0.", ".", 1)
+
+
+def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str]) -> None:
+    """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn like
+    `divrob plot trends` draws it: transformed axes, ticks in metric units."""
+    from divrob.analysis.transforms import format_tick, metric_ticks
+    from divrob.analysis.transforms import transform as to_scale
+    from divrob.plots.terminal import axis_ranges, group_points, line_range
+
+    plt.clear_data()
+    tf = analysis.transform
+    df = analysis.df[analysis.df["group"].isin(shown)]
+    points = group_points(df, "group", "id_f1", "ood_f1")
+    bands = {g: b for g, b in analysis.bands.items() if g in shown}
+    trends = {g: t for g, t in analysis.trends.items() if g in shown}
+    plt.title(f"OOD vs ID macro-F1 ({tf})")
+    if not points and not bands:
+        return
+    (x_lo, x_hi), (y_lo, y_hi) = axis_ranges(points, bands, tf)
+
+    def t(v):
+        return to_scale(v, tf)
+
+    d_lo, d_hi = max(x_lo, y_lo), min(x_hi, y_hi)
+    if d_lo < d_hi:
+        import numpy as np
+
+        diag = np.linspace(d_lo, d_hi, 32)
+        plt.plot(list(t(diag)), list(t(diag)), color="gray", marker="braille")
+    for g in shown:
+        if g in bands:
+            grid, lo, hi = bands[g]
+            step = max(1, len(grid) // 8)
+            for edge in (lo, hi):
+                plt.scatter(list(t(grid[::step])), list(t(edge[::step])), color=colors[g], marker="braille")
+    for g in shown:
+        grid = line_range(points.get(g), bands.get(g))
+        if g in trends and grid is not None:
+            plt.plot(list(t(grid)), list(t(trends[g].predict(grid))), color=colors[g], marker="braille")
+    for g in shown:
+        if g in points and len(points[g][0]):
+            plt.scatter(list(t(points[g][0])), list(t(points[g][1])), color=colors[g], marker="dot", label=g)
+    xt = metric_ticks(x_lo, x_hi, tf, max_ticks=5)
+    yt = metric_ticks(y_lo, y_hi, tf, max_ticks=5)
+    plt.xticks(list(t(xt)), [format_tick(v) for v in xt])
+    plt.yticks(list(t(yt)), [format_tick(v) for v in yt])
+    plt.xlim(float(t(x_lo)), float(t(x_hi)))
+    plt.ylim(float(t(y_lo)), float(t(y_hi)))
+
+
+class TrendsScreen(DataScreen):
+    MODE = "trends"
+    DEFAULT_CSS = """
+    TrendsScreen #plot { width: 1fr; }
+    TrendsScreen #side { width: 34; }
+    TrendsScreen #side Select { margin-bottom: 0; }
+    TrendsScreen #groups { height: auto; max-height: 7; border-top: solid $primary; }
+    TrendsScreen #er { height: 1fr; border-top: solid $primary; }
+    """
+    BINDINGS = [
+        Binding("t", "cycle_transform", "Transform"),
+        Binding("g", "focus('#group-by')", "Group by"),
+        Binding("b", "focus('#baseline')", "Baseline"),
+        Binding("v", "focus('#groups')", "Groups"),
+        Binding("x", "export", "Export"),
+    ]
+
+    class StudiesLoaded(Message):
+        def __init__(self, value) -> None:
+            self.studies, self.stamp = value
+            super().__init__()
+
+    class PointsLoaded(Message):
+        def __init__(self, points) -> None:
+            self.points = points
+            super().__init__()
+
+    class Analysed(Message):
+        def __init__(self, value) -> None:
+            self.key, self.analysis = value
+            super().__init__()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points = None
+        self.analysis = None
+        self.analysed_key = None
+        self.requested_key = None
+        self.group_colors: dict[str, str] = {}
+        self.known_groups: set[str] = set()
+        self.stamp = None
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        with Horizontal():
+            yield PlotextPlot(id="plot")
+            with Vertical(id="side"):
+                yield Select([], prompt="study", id="study", compact=True)
+                yield Select([], prompt="group by", id="group-by", compact=True)
+                yield Select([], prompt="baseline", id="baseline", compact=True)
+                yield Select([(f"transform: {t}", t) for t in TRANSFORMS], value="probit", id="transform",
+                             compact=True, allow_blank=False)
+                yield SelectionList[str](id="groups")
+                yield DataTable(id="er", cursor_type="row", show_cursor=False)
+        yield ProgressPanel()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#er", DataTable).add_columns("group", "ER", "95% CI")
+        self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
+                       group="studies", context="reading studies")
+        self.set_interval(self.app.refresh_s * 3, self._check_stamp)
+
+    def _check_stamp(self) -> None:
+        if self.app.screen is not self:
+            return
+        self.in_worker(self.adapter.store_stamp, lambda s: Done("stamp", s), group="stamp", context="store")
+
+    @on(StudiesLoaded)
+    def _studies(self, m: StudiesLoaded) -> None:
+        self.stamp = m.stamp
+        select = self.query_one("#study", Select)
+        select.set_options([(s, s) for s in m.studies])
+        if m.studies:
+            select.value = m.studies[0]
+        else:
+            self.query_one("#plot", PlotextPlot).plt.title("no results yet: run a study")
+
+    @on(Select.Changed, "#study")
+    def _load_points(self) -> None:
+        study = self.query_one("#study", Select).value
+        if study is Select.BLANK:
+            return
+        self.in_worker(lambda: self.adapter.points(study), self.PointsLoaded, group="points",
+                       context=f"reading {study}")
+
+    @on(PointsLoaded)
+    def _points(self, m: PointsLoaded) -> None:
+        self.points = m.points
+        self.analysed_key = None  # new data: the same choices must be fitted again
+        fields = self.adapter.group_fields(m.points)
+        gb = self.query_one("#group-by", Select)
+        keep = gb.value if gb.value in fields else "distribution"
+        with self.prevent(Select.Changed):
+            gb.set_options([(f"group by: {f}", f) for f in fields])
+            gb.value = keep
+        self._baseline_options()
+        self.analyse()
+
+    def _baseline_options(self) -> None:
+        from divrob.analysis.report import group_label, group_order
+
+        gb = self.query_one("#group-by", Select).value
+        pts = self.points
+        names = set()
+        if gb in pts.columns:
+            names |= {group_label(v) for v in pts[gb].dropna().unique()}
+        if "distribution" in pts.columns:
+            names |= set(map(str, pts["distribution"].unique()))
+        bl = self.query_one("#baseline", Select)
+        keep = bl.value if bl.value in names else ("scratch" if "scratch" in names else Select.BLANK)
+        with self.prevent(Select.Changed):
+            bl.set_options([(f"baseline: {n}", n) for n in group_order(names)])
+            bl.value = keep
+
+    @on(Select.Changed, "#group-by")
+    def _group_by_changed(self) -> None:
+        if self.points is not None:
+            self._baseline_options()
+            self.analyse()
+
+    @on(Select.Changed, "#baseline,#transform")
+    def _choice_changed(self) -> None:
+        self.analyse()
+
+    def analyse(self) -> None:
+        if self.points is None:
+            return
+        gb = self.query_one("#group-by", Select).value
+        bl = self.query_one("#baseline", Select).value
+        tf = self.query_one("#transform", Select).value
+        if gb is Select.BLANK:
+            return
+        key = (gb, None if bl is Select.BLANK else bl, tf)
+        if key == self.analysed_key or key == self.requested_key:
+            return
+        self.requested_key = key
+        points = self.points
+        reporter = self.reporter()
+
+        def fit():
+            task = reporter.task(f"fitting trends by {key[0]} ({key[2]})")
+            try:
+                return key, self.adapter.analyse(points, *key)
+            finally:
+                task.close()
+
+        self.in_worker(fit, self.Analysed, group="analyse", context="fitting trends")
+
+    @on(Analysed)
+    def _analysed(self, m: Analysed) -> None:
+        self.analysis, self.analysed_key = m.analysis, m.key
+        self.requested_key = None
+        groups = list(m.analysis.groups)
+        self.group_colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+        gl = self.query_one("#groups", SelectionList)
+        hidden = self.known_groups - set(gl.selected)  # groups the user switched off stay off
+        self.known_groups |= set(groups)
+        with self.prevent(SelectionList.SelectedChanged):
+            gl.clear_options()
+            gl.add_options([Selection(g, g, g not in hidden) for g in groups])
+        self.redraw()
+
+    @on(SelectionList.SelectedChanged, "#groups")
+    def _toggled(self) -> None:
+        self.redraw()
+
+    def shown_groups(self) -> list[str]:
+        gl = self.query_one("#groups", SelectionList)
+        on_ = set(gl.selected)
+        return [g for g in self.analysis.groups if g in on_] if self.analysis else []
+
+    def redraw(self) -> None:
+        if self.analysis is None:
+            return
+        from rich.text import Text
+
+        shown = self.shown_groups()
+        plot = self.query_one("#plot", PlotextPlot)
+        draw_trends(plot.plt, self.analysis, shown, self.group_colors)
+        plot.refresh()
+        table = self.query_one("#er", DataTable)
+        table.clear()
+        a = self.analysis
+        for g, r in a.groups.items():
+            if g not in shown:
+                continue
+            name = Text(g[:13], style=self.group_colors.get(g, ""))
+            if r.er is None:
+                table.add_row(name, "-", "-")
+                continue
+            mean, lo, hi = r.er
+            if g == a.baseline:
+                ci = Text("baseline", style="dim")
+            else:
+                verdict = "green" if lo > 0 else ("red" if hi < 0 else "yellow")
+                ci = Text(f"{signed(lo)}…{signed(hi)}", style=verdict)
+            table.add_row(name, signed(mean), ci)
+        if a.baseline is None:
+            table.add_row(Text("no baseline", style="dim"), "-", "-")
+
+    def action_cycle_transform(self) -> None:
+        select = self.query_one("#transform", Select)
+        select.value = TRANSFORMS[(TRANSFORMS.index(select.value) + 1) % len(TRANSFORMS)]
+
+    def action_focus(self, selector: str) -> None:
+        widget = self.query_one(selector)
+        widget.focus()
+        if isinstance(widget, SelectionList) and widget.highlighted is None and widget.option_count:
+            widget.highlighted = 0
+
+    @work(group="export-prompt")
+    async def action_export(self) -> None:
+        if self.analysis is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        study = str(self.query_one("#study", Select).value)
+        path = await self.app.push_screen_wait(PathPrompt(
+            "Export the trend figure (shown groups) to:", f"figures/{study}-trends.png",
+            ".png, .svg or .pdf · relative to the workspace"))
+        if not path:
+            return
+        analysis, shown = self.analysis, self.shown_groups()
+        self.in_worker(lambda: self.adapter.export_figure(analysis, shown, path, study),
+                       lambda p: Done("exported", p), group="export", context="exporting the figure")
+
+    @on(Done)
+    def _done(self, m: Done) -> None:
+        if m.what == "exported":
+            self.notify(f"written to {m.value}", title="export")
+        elif m.what == "stamp" and m.value != self.stamp:
+            self.stamp = m.value
+            self._load_points()

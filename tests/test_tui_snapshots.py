@@ -1,0 +1,29 @@
+"""Snapshots of the five screens at 80x24 (pytest-textual-snapshot). Deterministic: a fixed
+fixture workspace, no bundled recipes in the list, a fixed clock for elapsed/ETA, no spinners,
+and every worker awaited before the frame is taken. Update with `--snapshot-update`."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_tui_helpers import NOW, make_tui_workspace, settle
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return make_tui_workspace(tmp_path_factory.mktemp("snap") / "ws")
+
+
+def app_on(ws, start: str):
+    from divrob.tui.adapter import DivrobAdapter
+    from divrob.tui.app import DivrobApp
+
+    app = DivrobApp(adapter=DivrobAdapter(ws.root, clock=lambda: NOW, include_bundled=False), start=start,
+                    refresh_s=3600)
+    app.recipe = ws.root / "recipes" / "fixture.toml"
+    return app
+
+
+@pytest.mark.parametrize("screen", ["recipes", "study", "jobs", "results", "trends"])
+def test_screen(ws, snap_compare, screen):
+    assert snap_compare(app_on(ws, screen), terminal_size=(80, 24), run_before=settle)
