@@ -53,7 +53,7 @@ def test_random_ifs_probabilities_follow_determinants():
 def test_chains_match_a_per_point_loop():
     rng = np.random.default_rng(1)
     systems = [fr.random_ifs(rng) for _ in range(3)]
-    u = torch.from_numpy(rng.random((40, 3, 5), dtype=np.float32))
+    u = torch.from_numpy(rng.random((3, 40, 5), dtype=np.float32))
     xs, ys = fr.chain_points(systems, u, burn_in=4)
     for r, s in enumerate(systems):
         cum = np.cumsum(s[:, 6])
@@ -61,32 +61,47 @@ def test_chains_match_a_per_point_loop():
         for c in range(5):
             x = y = 0.0
             for t in range(40):
-                a, b, cc, d, e, f = s[np.searchsorted(cum, u[t, r, c].item(), side="right"), :6]
+                a, b, cc, d, e, f = s[np.searchsorted(cum, u[r, t, c].item(), side="right"), :6]
                 x, y = a * x + b * y + e, cc * x + d * y + f
                 if t >= 4:
-                    assert xs[t - 4, r, c].item() == pytest.approx(x, rel=1e-4, abs=1e-4)
-                    assert ys[t - 4, r, c].item() == pytest.approx(y, rel=1e-4, abs=1e-4)
+                    assert xs[r, t - 4, c].item() == pytest.approx(x, rel=1e-4, abs=1e-4)
+                    assert ys[r, t - 4, c].item() == pytest.approx(y, rel=1e-4, abs=1e-4)
 
 
 def test_patch_drawing_matches_pasting_point_by_point():
     """Last patch wins, zeros included, as PIL's paste in the original."""
-    size, steps, r, chains = 40, 30, 2, 8
+    size, points, r = 40, 240, 3
     rng = np.random.default_rng(2)
     # Points crowded into a small square so patches overlap a lot.
-    px = rng.integers(fr.PAD, fr.PAD + 6, (steps, r, chains))
-    py = rng.integers(size - fr.PAD - 6, size - fr.PAD + 1, (steps, r, chains))
-    flat = torch.from_numpy(py * size + px + np.arange(r)[None, :, None] * size * size).int()
-    masks = rng.integers(1, 512, (r, steps, chains)).astype(np.int16)
-    got = fr.draw_patches(flat, None, torch.from_numpy(masks), r, size).view(r, size, size).numpy()
-    want = np.zeros((r, size, size), bool)
-    for t in range(steps):
+    px = rng.integers(fr.PAD, fr.PAD + 6, (r, points))
+    py = rng.integers(size - fr.PAD - 6, size - fr.PAD + 1, (r, points))
+    flat = torch.from_numpy(py * size + px + np.arange(r)[:, None] * size * size)
+    flat[2, 100:] = r * size * size  # a non-finite point: drawn nowhere
+    masks = np.zeros((r, 1 + points), np.int16)
+    masks[:, 1:] = rng.integers(1, 512, (r, points))
+    reused: dict = {}
+    for scratch in (None, reused, reused):  # fresh, then reused buffers (stale contents must not leak)
+        got = fr.draw_patches(flat, torch.from_numpy(masks), size, scratch).numpy()
+        want = np.zeros((r, size, size), bool)
         for k in range(r):
-            for c in range(chains):
-                m = int(masks[k, t, c])
+            for p in range(points if k < 2 else 100):
+                m = int(masks[k, 1 + p])
                 for i in range(3):
                     for j in range(3):
-                        want[k, py[t, k, c] - 1 - i, px[t, k, c] + 1 + j] = (m >> (8 - (3 * i + j))) & 1
-    assert np.array_equal(got, want)
+                        want[k, py[k, p] - 1 - i, px[k, p] + 1 + j] = (m >> (3 * i + j)) & 1
+        assert np.array_equal(got, want)
+        assert want.sum() > 100
+
+
+def test_render_is_batch_independent_and_reuses_buffers():
+    rng = np.random.default_rng(4)
+    systems = [fr.random_ifs(rng) for _ in range(4)]
+    seeds = [[5, j] for j in range(4)]
+    together = fr.render(systems, seeds, 64, 3000, 50, CPU).numpy()
+    scratch = {}
+    for _ in range(2):
+        alone = [fr.render([s], [w], 64, 3000, 50, CPU, scratch).numpy()[0] for s, w in zip(systems, seeds)]
+        assert np.array_equal(np.stack(alone), together)
 
 
 def test_search_keeps_a_filling_system_and_ignores_batch_size():

@@ -26,6 +26,9 @@ Where we differ, and why:
   (which with hundreds of chains would be hundreds of times more numerous).
 * The original reuses one random sequence (np.random.seed(100)) for every render; here every
   render has its own, so repeats differ in their points as well as their patches.
+* The original's mask is randrange(1, 512) with cell (i, j) its bit 8 - (3i + j); ours is
+  uniform in 1..511 too, drawn from raw generator bits, with cell (i, j) its bit 3i + j (the
+  same distribution: reversing the bits of a uniform 1..511 mask gives a uniform one).
 * The original shifts points to start at 0 only when their minimum is negative (a minimum
   above 0 overflows the image); we always rescale min..max onto the padded image.
 """
@@ -78,8 +81,8 @@ def resolve_device(device: str | None = "auto"):
     return torch.device(device)
 
 
-def uniforms(seed_words: list[int], shape: tuple[int, ...], device) -> "torch.Tensor":
-    """Uniform [0, 1) float32 numbers reproducible from seed_words.
+def uniforms(seed_words: list[int], shape: tuple[int, ...], device, out=None) -> "torch.Tensor":
+    """Uniform [0, 1) float32 numbers reproducible from seed_words (written into `out` if given).
 
     On the CPU numpy's PCG64 (stable across numpy and torch versions); on a GPU torch's Philox,
     generated where it is used (copying CPU numbers would cap a GPU at a few hundred images/s).
@@ -88,164 +91,233 @@ def uniforms(seed_words: list[int], shape: tuple[int, ...], device) -> "torch.Te
     import torch
 
     if device.type == "cpu":
-        return torch.from_numpy(np.random.default_rng(seed_words).random(shape, dtype=np.float32))
-    return torch.rand(shape, generator=_cuda_generator(seed_words, device), device=device)
+        out = torch.empty(shape) if out is None else out
+        np.random.default_rng(seed_words).random(out=out.numpy(), dtype=np.float32)
+        return out
+    u = torch.rand(shape, generator=_cuda_generator(seed_words, device), device=device)
+    return u if out is None else out.copy_(u)
 
 
-def chain_uniforms(seeds: list[list[int]], steps: int, chains: int, device) -> "torch.Tensor":
-    """(steps, R, chains) map-choice uniforms, one seeded stream per render: a render's image
-    then does not depend on which other renders share its batch."""
+def scratch_buffer(scratch: dict | None, name: str, shape: tuple[int, ...], dtype, device):
+    """An uninitialised tensor, reused from `scratch` (a dict the caller keeps between calls) when
+    one is given. On the CPU fresh memory costs a page fault per 4 KiB at first touch, which for
+    the tens of megabytes a batch needs costs about as much as the arithmetic on them."""
     import torch
 
-    return torch.stack([uniforms(s, (steps, chains), device) for s in seeds], dim=1)
+    n = int(np.prod(shape))
+    if scratch is None:
+        return torch.empty(n, dtype=dtype, device=device).view(shape)
+    b = scratch.get(name)
+    dev = torch.device(device)
+    if (b is None or b.numel() < n or b.dtype != dtype or b.device.type != dev.type
+            or dev.index not in (None, b.device.index)):
+        b = scratch[name] = torch.empty(n, dtype=dtype, device=device)
+    return b[:n].view(shape)
 
 
-def chain_points(systems: list[np.ndarray], u: "torch.Tensor", burn_in: int = BURN_IN):
+def chain_uniforms(seeds: list[list[int]], steps: int, chains: int, device, scratch: dict | None = None):
+    """(R, steps, chains) map-choice uniforms, one seeded stream per render: a render's image
+    then does not depend on which other renders share its batch."""
+    u = scratch_buffer(scratch, "u", (len(seeds), steps, chains), _f32(), device)
+    for i, s in enumerate(seeds):
+        uniforms(s, (steps, chains), device, out=u[i])
+    return u
+
+
+def _f32():
+    import torch
+
+    return torch.float32
+
+
+def _map_tables(systems: list[np.ndarray], device):
+    """The maps' coefficients as (3, R * m) int64 planes, each holding a float32 pair: (a, c),
+    (b, d), (e, f) (gathering three 8-byte planes is about twice as fast as six 4-byte ones);
+    and (R, m - 1) cumulative probabilities; m the most maps of any system (padding maps are
+    never chosen: their threshold is 2)."""
+    import torch
+
+    m = max(len(s) for s in systems)
+    coef = np.zeros((len(systems), m, 6), np.float32)
+    cum = np.full((len(systems), m), 2.0, np.float32)
+    for i, s in enumerate(systems):
+        coef[i, :len(s)] = s[:, :6]
+        c = np.cumsum(s[:, 6]).astype(np.float32)
+        c[-1] = 1.0  # rounding must not leave u in [sum, 1) unmapped
+        cum[i, :len(s)] = c
+    pairs = coef.reshape(-1, 6)[:, [0, 2, 1, 3, 4, 5]].reshape(-1, 3, 2)  # (R * m, 3, (x, y) rows)
+    table = np.ascontiguousarray(pairs.transpose(1, 0, 2)).view(np.int64)[..., 0]
+    return torch.from_numpy(table.copy()).to(device), torch.from_numpy(cum[:, :-1].copy()).to(device), m
+
+
+def chain_points(systems: list[np.ndarray], u: "torch.Tensor", burn_in: int = BURN_IN,
+                 scratch: dict | None = None):
     """Play the chaos game for R systems at once.
 
-    systems: R arrays (n_maps, 7); u: (steps, R, chains) uniforms choosing the map at each step.
-    Returns x, y: (steps - burn_in, R, chains) float32 (non-finite where a chain diverged).
+    systems: R arrays (n_maps, 7); u: (R, steps, chains) uniforms choosing the map at each step.
+    Returns x, y: (R, steps - burn_in, chains) float32 (non-finite where a chain diverged).
     """
     import torch
 
     device = u.device
-    steps, r, chains = u.shape
-    coef = torch.zeros(r, MAX_MAPS, 6, dtype=torch.float32)
-    cum = torch.full((r, MAX_MAPS), 2.0, dtype=torch.float32)  # padding maps are never chosen
-    for i, s in enumerate(systems):
-        n = len(s)
-        coef[i, :n] = torch.from_numpy(s[:, :6].astype(np.float32))
-        c = np.cumsum(s[:, 6])
-        c[-1] = 1.0  # rounding must not leave u in [sum, 1) unmapped
-        cum[i, :n] = torch.from_numpy(c.astype(np.float32))
-    # (6, R * MAX_MAPS): gathering along dim 1 gives six contiguous coefficient planes per step,
-    # which index_select does several times faster than advanced indexing on the CPU.
-    table = coef.reshape(r * MAX_MAPS, 6).t().contiguous().to(device)
-    cum = cum.to(device)
-    # One searchsorted for all steps: the table column used per (step, system, chain).
-    k = torch.searchsorted(cum, u.permute(1, 0, 2).reshape(r, -1), right=True)
-    k += (torch.arange(r, device=device) * MAX_MAPS)[:, None]
-    k = k.view(r, steps, chains).permute(1, 0, 2).reshape(steps, r * chains)
-    x = torch.zeros(r * chains, device=device)
-    y = torch.zeros(r * chains, device=device)
+    r, steps, chains = u.shape
+    table, cum, m = _map_tables(systems, device)
+    # The map of each (system, step, chain): the number of cumulative probabilities <= u, i.e. a
+    # searchsorted over at most 6 thresholds, done as comparisons (several times faster).
+    k = scratch_buffer(scratch, "k", (r, steps, chains), torch.uint8, device)
+    hit = scratch_buffer(scratch, "hit", (r, steps, chains), torch.bool, device)
+    k.zero_() if m == 1 else None
+    for j in range(m - 1):
+        torch.ge(u, cum[:, j].view(r, 1, 1), out=hit if j else k.view(torch.bool))
+        if j:
+            k += hit.view(torch.uint8)
+    first = (torch.arange(r, device=device, dtype=torch.int32) * m).view(r, 1)  # system's first column
+    kt = torch.empty(r, chains, dtype=torch.int32, device=device)
     keep = steps - burn_in
-    xs = torch.empty(keep, r * chains, device=device)
-    ys = torch.empty(keep, r * chains, device=device)
+    xs = scratch_buffer(scratch, "xs", (r, keep, chains), torch.float32, device)
+    ys = scratch_buffer(scratch, "ys", (r, keep, chains), torch.float32, device)
+    burn = torch.zeros(2, 2, r, chains, device=device)  # (x, y) ping-pong during the burn-in
+    coef = torch.empty(3, r * chains, dtype=torch.int64, device=device)
+    (a, c), (b, d), (e, f) = (p.unbind(-1) for p in coef.view(torch.float32).view(3, r, chains, 2))
+    planes = list(zip(table, coef))  # 1-D index_select: dim 1 of an int64 table is far slower
+    tx = torch.empty(r, chains, device=device)
+    ty = torch.empty(r, chains, device=device)
+    x, y = burn[0]
     for t in range(steps):
-        a, b, c, d, e, f = table.index_select(1, k[t])
-        nx = torch.addcmul(torch.addcmul(e, a, x), b, y)
-        y = torch.addcmul(torch.addcmul(f, c, x), d, y)
-        x = nx
-        if t >= burn_in:
-            xs[t - burn_in] = x
-            ys[t - burn_in] = y
-    xs, ys = xs.view(keep, r, chains), ys.view(keep, r, chains)
+        nx, ny = (xs[:, t - burn_in], ys[:, t - burn_in]) if t >= burn_in else burn[(t + 1) % 2]
+        torch.add(first, k[:, t], out=kt)
+        for src, dst in planes:
+            torch.index_select(src, 0, kt.view(-1), out=dst)
+        torch.addcmul(torch.addcmul(e, a, x, out=tx), b, y, out=nx)
+        torch.addcmul(torch.addcmul(f, c, x, out=ty), d, y, out=ny)
+        x, y = nx, ny
     return xs, ys
 
 
-def to_pixels(xs, ys, size: int, pad: int):
-    """Rescale each system's points (dim 1 of (steps, R, chains)) to [pad, size - pad], y flipped
-    so it points up. Returns flat pixel indices into an (R, size, size) stack, same shape as xs,
-    and a validity mask (None when every point is finite, the usual case)."""
+def to_pixels(xs, ys, size: int, pad: int, scratch: dict | None = None):
+    """Rescale each system's points (dim 0 of (R, steps, chains)) to [pad, size - pad], y flipped
+    so it points up; overwrites xs and ys. Returns (R, steps * chains) int64 indices into the
+    flattened (R, size, size) stack, R * size * size for a non-finite point."""
     import torch
 
-    r = xs.shape[1]
-    valid = torch.isfinite(xs) & torch.isfinite(ys)
-    if bool(valid.all()):
-        valid = None
+    r = xs.shape[0]
+    xs, ys = xs.view(r, -1), ys.view(r, -1)
+    # amin/amax propagate NaN and keep infinities, so finite extremes mean finite points.
+    ext = torch.stack([xs.amin(1), xs.amax(1), ys.amin(1), ys.amax(1)])
+    valid = None if bool(torch.isfinite(ext).all()) else torch.isfinite(xs) & torch.isfinite(ys)
     span = float(size - 2 * pad)
 
-    def scale(v):
-        if valid is None:
-            lo, hi = v.amin(dim=(0, 2), keepdim=True), v.amax(dim=(0, 2), keepdim=True)
-        else:
+    def scale(v, lo, hi):
+        if valid is not None:
             inf = torch.tensor(float("inf"), device=v.device)
-            lo = torch.where(valid, v, inf).amin(dim=(0, 2), keepdim=True)
-            hi = torch.where(valid, v, -inf).amax(dim=(0, 2), keepdim=True)
+            lo = torch.where(valid, v, inf).amin(1)
+            hi = torch.where(valid, v, -inf).amax(1)
             # A system with no finite point at all draws nothing; keep its arithmetic finite.
             lo, hi = torch.nan_to_num(lo, 0.0, 0.0, 0.0), torch.nan_to_num(hi, 1.0, 1.0, 1.0)
-            v = torch.where(valid, v, lo)
+            v.copy_(torch.where(valid, v, lo[:, None]))
+        lo, hi = lo[:, None], hi[:, None]
         factor = span / (hi - lo).clamp_min(1e-12)
-        p = torch.addcmul(torch.full_like(lo, float(pad)), v - lo, factor).floor_()
-        return p.clamp_(pad, size - pad).to(torch.int32)
+        # pad + (v - lo) * factor, rounded as one product then one sum. No clamp needed: lo <= v
+        # <= hi and rounding is monotonic, so the result is in [pad, pad + span * (1 + 2**-22)),
+        # whose floor is in [pad, size - pad].
+        return v.sub_(lo).mul_(factor).add_(pad).floor_()
 
-    px, py = scale(xs), scale(ys)
-    # rows grow downwards; each system's image is its own size*size block
-    base = (torch.arange(r, device=xs.device, dtype=torch.int32) * (size * size)).view(1, r, 1)
-    flat = ((size - 1) - py) * size + px + base
-    return flat, valid
+    px, py = scale(xs, ext[0], ext[1]), scale(ys, ext[2], ext[3])
+    # rows grow downwards: (size - 1 - py) * size + px, exact in float32 below 2**24; the int32
+    # detour is ~10x faster than converting float32 to int64 directly on the CPU
+    flat32 = scratch_buffer(scratch, "flat32", (r, px.shape[1]), torch.int32, xs.device)
+    flat32.copy_(py.mul_(-size).add_(px).add_((size - 1) * size))
+    flat32 += (torch.arange(r, device=xs.device, dtype=torch.int32) * (size * size))[:, None]
+    if valid is not None:
+        flat32.masked_fill_(~valid, r * size * size)
+    flat = scratch_buffer(scratch, "flat", (r, px.shape[1]), torch.int64, xs.device)
+    return flat.copy_(flat32)
 
 
-def draw_points(flat, valid, r: int, size: int):
-    """(R, size, size) bool canvases with one pixel per valid point (the search's rendering)."""
+def draw_points(flat, r: int, size: int):
+    """(R, size, size) bool canvases with one pixel per point (the search's rendering)."""
     import torch
 
-    canvas = torch.zeros(r * size * size, dtype=torch.bool, device=flat.device)
-    canvas[(flat if valid is None else flat[valid]).long().reshape(-1)] = True
-    return canvas.view(r, size, size)
+    canvas = torch.zeros(r * size * size + 1, dtype=torch.bool, device=flat.device)  # last: invalid
+    canvas[flat.reshape(-1)] = True
+    return canvas[:-1].view(r, size, size)
 
 
-def patch_offsets(size: int) -> list[int]:
-    """Flat offset from a point's pixel to patch cell (i, j), cells in mask-bit order.
+def draw_patches(flat, masks, size: int, scratch: dict | None = None):
+    """(R, size, size) bool canvases: a 3x3 patch pasted at every point, in point order.
 
-    The original pastes the patch at (x + 1, y + 1) and then flips the image vertically, so
-    after the flip (done in to_pixels) row i of the patch lands i + 1 rows above the point."""
-    return [-(i + 1) * size + (j + 1) for i in range(PATCH) for j in range(PATCH)]
-
-
-def draw_patches(flat, valid, masks, r: int, size: int):
-    """(R, size, size) bool canvases: a 3x3 patch pasted at every valid point, in point order.
-
-    flat, valid: (steps, R, chains) from to_pixels; masks: (R, steps, chains) int16 in 1..511.
+    flat: (R, points) from to_pixels; masks: (R, 1 + points) int16, column 1 + p point p's mask
+    in 1..511, whose bit 3i + j switches on the patch's cell (i, j) (i: rows above the point, j:
+    columns right of it), column 0 zero.
     Like the original's PIL paste, a patch overwrites all nine cells, its zeros included, so a
-    pixel shows cell (i, j) (bit 8 - (3i + j) of the mask) of the *last* patch covering it;
-    "last" is step order (every chain's step t before step t + 1), then chain order.
-    Vectorised: a scatter-max of point order per pixel (deterministic, unlike index_put with
-    duplicate indices), then per pixel the latest of the nine points whose patch covers it.
-    The padding keeps every patch inside its own image.
+    pixel shows its cell of the *last* patch covering it; "last" is point order (for chains:
+    every chain's step t before step t + 1, then chain order).
+    Vectorised and exact: a scatter-max of point order per pixel (deterministic, unlike index_put
+    with duplicate indices), then per pixel the latest of the nine points whose patch covers it,
+    a 3x3 max done as rows then columns. The padding keeps every patch inside its own image, so
+    shifting the flattened stack never carries a patch across a row or an image.
     """
     import torch
 
-    steps, _, chains = flat.shape
-    if steps * chains >= 2**27:
+    r, points = flat.shape
+    assert masks.shape == (r, 1 + points)
+    if points >= 2**27:
         raise ValueError("at most 2**27 points per image (order and cell share an int32 key)")
     dev = flat.device
     n = r * size * size
-    # key = 16 * (order of the point within its image) + patch cell
-    order = torch.arange(steps * chains, dtype=torch.int32, device=dev).view(steps, 1, chains) * 16
-    order = order.expand(steps, r, chains)
-    if valid is not None:
-        order = torch.where(valid, order, torch.full_like(order, -16))
-    last = torch.full((n,), -16, dtype=torch.int32, device=dev)
-    last.scatter_reduce_(0, flat.reshape(-1).long(), order.reshape(-1), "amax")
-    best = torch.full_like(last, -1)
-    for o, off in enumerate(patch_offsets(size)):
-        # the latest point at q - off, whose cell o lands on q
-        dst, src = (best[:off], last[-off:]) if off < 0 else (best[off:], last[:-off])
-        torch.maximum(dst, src + o, out=dst)
-    on = best >= 0
-    best.clamp_(min=0)
-    cell = best & 15
-    point = best >> 4
-    image = torch.arange(r, device=dev, dtype=torch.int32).repeat_interleave(size * size)
-    mask = masks.reshape(-1)[(image * (steps * chains) + point).long()].to(torch.int32)
-    return on & (((mask >> (8 - cell)) & 1) == 1)
+    # key = 16 * (order of the point within its image) + patch cell; negative: no point
+    last = scratch_buffer(scratch, "last", (n + 1,), torch.int32, dev).fill_(-16)  # last: invalid
+    order = scratch.get(("order", r, points)) if scratch is not None else None
+    if order is None:
+        order = (torch.arange(points, dtype=torch.int32, device=dev) * 16).repeat(r)
+        if scratch is not None:
+            scratch[("order", r, points)] = order
+    last.scatter_reduce_(0, flat.view(-1), order, "amax")
+    last = last[:n]
+    # the latest point j + 1 columns left, tagged with cell column j
+    row = scratch_buffer(scratch, "row", (n,), torch.int32, dev)
+    row[:1] = -16
+    row[1:] = last[:-1]
+    for j in (1, 2):
+        last += 1
+        torch.maximum(row[j + 1:], last[:-(j + 1)], out=row[j + 1:])
+    # ...or rather the latest of those i + 1 rows below, tagged with cell row i
+    best = last  # reused: `last` is spent
+    best[-size:] = -16
+    best[:-size] = row[size:]
+    for i in (1, 2):
+        row += 3
+        s = (i + 1) * size
+        torch.maximum(best[:-s], row[s:], out=best[:-s])
+    # the winner's mask, shifted to its cell; column 0 of masks (0) for pixels no patch covers
+    cell = scratch_buffer(scratch, "cell", (n,), torch.int16, dev)
+    torch.bitwise_and(best, 15, out=cell)
+    best >>= 4
+    best.view(r, -1).add_((torch.arange(r, device=dev, dtype=torch.int32) * (points + 1) + 1)[:, None])
+    bit = torch.index_select(masks.view(-1), 0, best, out=scratch_buffer(scratch, "bit", (n,), torch.int16, dev))
+    bit >>= cell
+    bit &= 1
+    return bit.view(r, size, size).to(torch.bool)
 
 
-def render(systems: list[np.ndarray], seeds: list[list[int]], size: int, points: int, chains: int, device):
+def render(systems: list[np.ndarray], seeds: list[list[int]], size: int, points: int, chains: int, device,
+           scratch: dict | None = None):
     """Patch renderings of R systems: (R, size, size) bool tensor on `device`.
 
     seeds[i] seeds render i's chains and patch masks, so a render never depends on its batch.
+    `scratch`: a dict kept between calls (one per thread) to reuse working memory.
     """
     import torch
 
     steps = -(-points // chains) + BURN_IN
-    xs, ys = chain_points(systems, chain_uniforms(seeds, steps, chains, device))
-    flat, valid = to_pixels(xs, ys, size, PAD)
-    del xs, ys
-    shape = (flat.shape[0], flat.shape[2])
-    masks = torch.stack([patch_masks(s, shape, device) for s in seeds])
-    return draw_patches(flat, valid, masks, len(systems), size).view(len(systems), size, size)
+    xs, ys = chain_points(systems, chain_uniforms(seeds, steps, chains, device, scratch), scratch=scratch)
+    flat = to_pixels(xs, ys, size, PAD, scratch)
+    n = flat.shape[1]
+    masks = scratch_buffer(scratch, "masks", (len(seeds), 1 + n), torch.int16, device)
+    masks[:, 0] = 0
+    for i, s in enumerate(seeds):
+        patch_masks(s, n, device, out=masks[i, 1:])
+    return draw_patches(flat, masks, size, scratch)
 
 
 def _cuda_generator(seed_words: list[int], device):
@@ -256,15 +328,23 @@ def _cuda_generator(seed_words: list[int], device):
     return g
 
 
-def patch_masks(seed_words: list[int], shape: tuple[int, ...], device) -> "torch.Tensor":
-    """Random 3x3 patch masks in 1..511 (int16, as the original's randrange(1, 512))."""
+def patch_masks(seed_words: list[int], n: int, device, out=None) -> "torch.Tensor":
+    """n random 3x3 patch masks, uniform in 1..511 as the original's randrange(1, 512), int16
+    (written into `out` if given). On the CPU the low 9 bits of 16-bit chunks of PCG64's raw
+    output (twice as fast as Generator.integers), zeros redrawn from the same generator."""
     import torch
 
     words = list(seed_words) + [1]  # a stream of its own, apart from the chains'
+    out = torch.empty(n, dtype=torch.int16, device=device) if out is None else out
     if device.type == "cpu":
         rng = np.random.default_rng(words)
-        return torch.from_numpy(rng.integers(1, 512, shape, dtype=np.int16))
-    return torch.randint(1, 512, shape, generator=_cuda_generator(words, device), device=device, dtype=torch.int16)
+        m = out.numpy()
+        np.bitwise_and(rng.bit_generator.random_raw(-(-n // 4)).view("<u2")[:n], 511, out=m, casting="unsafe")
+        zeros = np.flatnonzero(m == 0)
+        m[zeros] = rng.integers(1, 512, zeros.size, dtype=np.int16)
+        return out
+    return out.copy_(torch.randint(1, 512, (n,), generator=_cuda_generator(words, device), device=device,
+                                   dtype=torch.int16))
 
 
 def flips(img: np.ndarray) -> list[np.ndarray]:
@@ -272,16 +352,17 @@ def flips(img: np.ndarray) -> list[np.ndarray]:
     return [img, img[::-1], img[:, ::-1], img[::-1, ::-1]]
 
 
-def filling_rates(systems: list[np.ndarray], seeds: list[list[int]], chains: int = 500) -> np.ndarray:
+def filling_rates(systems: list[np.ndarray], seeds: list[list[int]], chains: int = 500,
+                  scratch: dict | None = None) -> np.ndarray:
     """Fraction of pixels hit by SEARCH_POINTS points at SEARCH_SIZE px, per system (CPU only:
     the search decides what a category is, so it must not depend on the device)."""
     import torch
 
     steps = -(-SEARCH_POINTS // chains) + BURN_IN
-    u = chain_uniforms(seeds, steps, chains, torch.device("cpu"))
-    xs, ys = chain_points(systems, u)
-    flat, valid = to_pixels(xs, ys, SEARCH_SIZE, SEARCH_PAD)
-    canvas = draw_points(flat, valid, len(systems), SEARCH_SIZE)
+    u = chain_uniforms(seeds, steps, chains, torch.device("cpu"), scratch)
+    xs, ys = chain_points(systems, u, scratch=scratch)
+    flat = to_pixels(xs, ys, SEARCH_SIZE, SEARCH_PAD, scratch)
+    canvas = draw_points(flat, len(systems), SEARCH_SIZE)
     return canvas.flatten(1).float().mean(dim=1).numpy()
 
 
@@ -294,9 +375,10 @@ def search_category(seed: int, category: int, batch: int = 8, max_candidates: in
     """
     rng = np.random.default_rng([seed, category, 0])
     tried = 0
+    scratch: dict = {}
     while tried < max_candidates:
         cands = [random_ifs(rng) for _ in range(batch)]
-        rates = filling_rates(cands, [[seed, category, 1, tried + i] for i in range(batch)])
+        rates = filling_rates(cands, [[seed, category, 1, tried + i] for i in range(batch)], scratch=scratch)
         for i, rate in enumerate(rates):
             if rate >= FILL_THRESHOLD:
                 return cands[i], float(rate), tried + i + 1

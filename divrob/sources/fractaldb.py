@@ -34,7 +34,8 @@ from divrob.sources.demo_shapes import check_existing
 PARAMS_FILE = "fractaldb.json"
 CATEGORY_FILE = "ifs.json"
 # Bumped whenever rendering changes output, so an old directory is not extended with new images.
-GENERATOR_VERSION = 1
+# 2: patch masks drawn from raw PCG64 bits, bit 3i + j for cell (i, j).
+GENERATOR_VERSION = 2
 VARIANTS = 25
 PNG_LEVEL = 1  # zlib level 1: 5x faster than the default and these sparse images stay small
 
@@ -127,12 +128,14 @@ def generate_fractaldb(
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool, \
                 ThreadPoolExecutor(max_workers=1) as searcher:
             found = {}
+            scratch: dict = {}  # the renderer's working memory, reused from batch to batch
             for n, k in enumerate(todo):
                 if k not in found:
                     found[k] = searcher.submit(fr.search_category, params["seed"], k)
                 if n + 1 < len(todo):
                     found[todo[n + 1]] = searcher.submit(fr.search_category, params["seed"], todo[n + 1])
-                _generate_category(root, k, found.pop(k).result(), params, weights, dev, batch, chains, pool, task)
+                _generate_category(root, k, found.pop(k).result(), params, weights, dev, batch, chains, pool, task,
+                                   scratch)
     finally:
         task.close()
     status = fractaldb_status(root)
@@ -143,7 +146,7 @@ def generate_fractaldb(
 
 
 def _generate_category(root: Path, k: int, found: tuple, params: dict, weights: np.ndarray, dev,
-                       batch: int, chains: int, pool: ThreadPoolExecutor, task) -> None:
+                       batch: int, chains: int, pool: ThreadPoolExecutor, task, scratch: dict) -> None:
     seed, instances, size = params["seed"], params["instances"], params["size"]
     system, rate, tried = found
     n_renders = -(-instances // fr.FLIPS)
@@ -151,7 +154,7 @@ def _generate_category(root: Path, k: int, found: tuple, params: dict, weights: 
         for start in range(0, n_renders, batch):
             js = range(start, min(n_renders, start + batch))
             systems = [_weighted(system, weights[j % VARIANTS]) for j in js]
-            images = fr.render(systems, [[seed, k, 2, j] for j in js], size, params["points"], chains, dev)
+            images = fr.render(systems, [[seed, k, 2, j] for j in js], size, params["points"], chains, dev, scratch)
             images = (images.to("cpu").numpy().astype(np.uint8) * fr.GRAY)
             saves = []
             for j, img in zip(js, images):
