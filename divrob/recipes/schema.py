@@ -25,7 +25,10 @@ class PhaseOverrides(_Strict):
     lr_step: int | None = Field(None, ge=1, description="decay the lr every this many epochs")
     lr_gamma: float | None = Field(None, gt=0, le=1)
     image_size: int | None = Field(None, ge=16)
+    crop_scale: float | None = Field(None, gt=0, le=1, description="smallest RandomResizedCrop area (pre-training)")
     workers: int | None = Field(None, ge=0)
+    compile: bool | None = Field(None, description="torch.compile the model (CUDA)")
+    checkpoint_minutes: float | None = Field(None, ge=0, description="checkpoint inside an epoch this often")
 
 
 class Study(_Strict):
@@ -47,6 +50,18 @@ class Study(_Strict):
         if len(set(archs)) != len(archs):
             raise ValueError("architectures are listed twice")
         return archs
+
+    @model_validator(mode="after")
+    def _sizes_fit_archs(self) -> "Study":
+        from divrob.train.archs import image_size_problem
+
+        for phase in ("pretrain", "finetune"):
+            size = getattr(self, phase).image_size or (224 if phase == "pretrain" else 448)
+            for arch in self.archs:
+                problem = image_size_problem(arch, size)
+                if problem:
+                    raise ValueError(f"{phase}.image_size: {problem}")
+        return self
 
 
 class ClassSelector(_Strict):

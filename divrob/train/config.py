@@ -18,6 +18,7 @@ class PhaseConfig:
     lr_step: int | None  # StepLR period in epochs; None = constant lr
     lr_gamma: float
     image_size: int
+    crop_scale: float = 0.08  # smallest RandomResizedCrop area fraction (pre-training augmentation)
     # Settings below change speed or bookkeeping, never results: they stay out of the run id.
     workers: int = 2
     compile: bool = False  # torch.compile the model (CUDA only; minutes of warm-up)

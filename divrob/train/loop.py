@@ -172,7 +172,7 @@ def train_phase(
             for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda):
                 x = normalize(b.images.to(device, non_blocking=True))
                 if data.augment:  # drawn for the global batch on every rank, applied to our rows
-                    x = apply_affine(x, augment_theta(b.global_size, gen)[b.rows])
+                    x = apply_affine(x, augment_theta(b.global_size, gen, cfg.crop_scale)[b.rows])
                 y = b.labels.to(device, non_blocking=True)
                 try:
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda):
