@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,12 +55,50 @@ class DemoConfig(BaseModel):
     seed: int = 0
 
 
+EXECUTORS = ("inline", "local", "submitit-local", "slurm")
+
+
+class ExecutorConfig(BaseModel):
+    """How `divrob study run` dispatches jobs (the CLI flags override these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: Literal["inline", "local", "submitit-local", "slurm"] = "inline"
+    gpus: Union[Literal["auto"], list[int]] = Field("auto", description="GPU indices for local slots")
+    slots_per_gpu: int = Field(1, ge=1)
+    cpu_slots: int = Field(1, ge=1, description="local job slots when no GPU is visible")
+    on_lost: Literal["fail", "requeue"] = "fail"
+    max_requeues: int = Field(3, ge=0)
+
+
+class SlurmConfig(BaseModel):
+    """SLURM defaults for `--executor slurm` (and the limits `submitit-local` honours)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    gpus_per_run: int = Field(1, ge=0, description="GPUs per run = tasks per node (DDP ranks)")
+    nodes_per_run: int = Field(1, ge=1)
+    cpus_per_gpu: int = Field(8, ge=1)
+    mem_gb: int = Field(0, ge=0, description="memory per node in GB; 0 = the cluster default")
+    time_min: int = Field(24 * 60, ge=1)
+    array_parallelism: int = Field(64, ge=1)
+    max_num_timeout: int = Field(20, ge=0, description="requeues after a time-out (preemptions are free)")
+    poll_s: float = Field(30.0, gt=0)
+    setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
+    extra: dict[str, Union[str, int, bool]] = Field(default_factory=dict, description="more #SBATCH options")
+
+
 class WorkspaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     datasets: DatasetRoots = Field(default_factory=DatasetRoots)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
 CONFIG_TEMPLATE = """\
@@ -79,6 +118,31 @@ iwildcam = ""   # WILDS root: a directory holding iwildcam_v2.0/ (metadata.csv, 
 device = "auto"     # "auto" (cuda when available), "cpu" or "cuda"
 num_workers = 2     # DataLoader worker processes on the CPU path
 threads = 0         # torch CPU threads; 0 leaves torch's default
+
+[executor]
+default = "inline"  # `divrob study run` executor: "inline", "local", "submitit-local" or "slurm"
+gpus = "auto"       # local GPU slots: "auto" (nvidia-smi / $CUDA_VISIBLE_DEVICES) or a list, e.g. [0, 1]
+slots_per_gpu = 1   # jobs sharing one GPU
+cpu_slots = 1       # local jobs at once when no GPU is visible
+on_lost = "fail"    # a job whose process vanished (SIGKILL, OOM killer): "fail" or "requeue"
+max_requeues = 3    # requeues of one lost job before it is marked failed
+
+[slurm]
+partition = ""
+account = ""
+qos = ""
+gpus_per_run = 1          # GPUs per run; >1 runs one DDP task per GPU (tasks_per_node)
+nodes_per_run = 1
+cpus_per_gpu = 8
+mem_gb = 0                # per node; 0 = the cluster default
+time_min = 1440           # per job; checkpointed and requeued on time-out or preemption
+array_parallelism = 64    # array tasks running at once
+max_num_timeout = 20      # requeues after a time-out (preemptions do not count)
+poll_s = 30               # seconds between sacct polls
+setup = []                # shell lines before each job, e.g. ["module load cuda/12.4"]
+
+[slurm.extra]
+# more #SBATCH options, e.g. constraint = "h100" or exclusive = true
 
 [demo]
 # sizes of the generated offline data; changing them after generation is an error

@@ -30,20 +30,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from divrob.cli import basics, recipes, results, study  # noqa: E402  (registers commands)
+from divrob.cli import basics, jobs, recipes, results, study  # noqa: E402  (registers commands)
 
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(study.app, name="study")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(results.plot_app, name="plot")
+from divrob.cli import bench  # noqa: E402
+
+app.add_typer(bench.app, name="bench")
 from divrob.cli import data  # noqa: E402
 
 app.add_typer(data.app, name="data")
 app.add_typer(data.taxonomy_app, name="taxonomy")
+from divrob.cli import generate  # noqa: E402
+
+app.add_typer(generate.app, name="generate")
 basics.register(app)
 results.register(app)
 from divrob.cli import compare  # noqa: E402
 
 compare.register(app)
+from divrob.cli import tui as tui_command  # noqa: E402
+
+tui_command.register(app)
 
 
 def main() -> None:

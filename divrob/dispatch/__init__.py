@@ -1,1 +1,7 @@
-"""Executors run RunSpecs: inline (in this process) now; local GPU slots and SLURM later."""
+"""Executors run a study's jobs: inline (in this process, one after another), local (slot worker
+processes under a scheduler that can detach), slurm and submitit-local (through submitit).
+
+study.py queues a plan's jobs in the store; manager.py serves a queue (local.py and slurm.py are
+its backends; scheduler.py runs it detached); worker.py and kinds.py are the job side; control.py
+is what `divrob jobs` does from any shell.
+"""

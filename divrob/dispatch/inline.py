@@ -12,7 +12,7 @@ from divrob.runs.execute import execute_run
 from divrob.runs.grid import StudyPlan, plan_study
 from divrob.runs.rundir import RunDir
 from divrob.store.db import write_connection
-from divrob.store.ingest import ingest_run, record_manifest, record_recipe, record_study_run
+from divrob.store.ingest import ingest_run, ingest_runs, record_manifest, record_recipe, record_study_run
 from divrob.workspace import Workspace
 
 
@@ -33,10 +33,8 @@ def record_plan(ws: Workspace, plan: StudyPlan) -> None:
             record_manifest(con, info, dist.source_label)
         for pr in plan.runs:
             record_study_run(con, plan.recipe.study.name, pr)
-        for pr in plan.runs:
-            rd = RunDir(ws.runs / pr.spec.run_id)
-            if rd.spec_path.exists():
-                ingest_run(con, rd)
+        rundirs = {pr.spec.run_id: RunDir(ws.runs / pr.spec.run_id) for pr in plan.runs}
+        ingest_runs(con, [rd for rd in rundirs.values() if rd.spec_path.exists()])
 
 
 def run_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> StudyOutcome:

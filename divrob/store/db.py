@@ -10,7 +10,7 @@ from typing import Iterator
 
 from divrob.errors import DivrobError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -30,7 +30,17 @@ SCHEMA = [
         run_id VARCHAR, phase VARCHAR, epoch INTEGER, split VARCHAR,
         f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER,
         PRIMARY KEY (run_id, phase, epoch, split))""",
+    # v2: the dispatch queue and job states (written by the manager: `study run` or the scheduler)
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id VARCHAR PRIMARY KEY, kind VARCHAR, study VARCHAR, label VARCHAR, deps VARCHAR,
+        params VARCHAR, executor VARCHAR, state VARCHAR, attempts INTEGER, slot VARCHAR, pid INTEGER,
+        external_id VARCHAR, folder VARCHAR, reason VARCHAR, log_tail VARCHAR, phase VARCHAR,
+        epoch INTEGER, step BIGINT, throughput DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
+        updated DOUBLE)""",
 ]
+
+# Steps from version N to N+1 beyond the idempotent CREATE TABLE IF NOT EXISTS above.
+MIGRATIONS: dict[int, list[str]] = {1: []}  # 1 → 2 adds the jobs table only
 
 
 class StoreError(DivrobError):
@@ -40,13 +50,19 @@ class StoreError(DivrobError):
 def _migrate(con) -> None:
     for stmt in SCHEMA:
         con.execute(stmt)
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    row = rows[0] if rows else None
     if row is None:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     elif int(row[0]) > SCHEMA_VERSION:
         raise StoreError(
             f"the store was written by a newer divrob (schema {row[0]} > {SCHEMA_VERSION}); upgrade divrob"
         )
+    elif int(row[0]) < SCHEMA_VERSION:
+        for version in range(int(row[0]), SCHEMA_VERSION):
+            for stmt in MIGRATIONS.get(version, []):
+                con.execute(stmt)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
 
 @contextmanager

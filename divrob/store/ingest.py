@@ -8,6 +8,7 @@ import time
 from divrob.runs.rundir import RunDir
 
 METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n")
+RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated"]
 
 
 def ingest_run(con, rd: RunDir) -> int:
@@ -28,6 +29,45 @@ def ingest_run(con, rd: RunDir) -> int:
     if rows:
         con.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
+
+
+def ingest_runs(con, rundirs) -> int:
+    """Ingest many run directories in two bulk statements (the manager's batched flush);
+    the same rows as `ingest_run` for each. Returns the number of epoch rows."""
+    import pandas as pd
+
+    runs, epochs = [], []
+    for rd in rundirs:
+        try:
+            spec = json.loads(rd.spec_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        status = rd.status()
+        runs.append([rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"),
+                     status.get("state", "queued"), status.get("reason"), json.dumps(spec, sort_keys=True),
+                     float(status.get("updated", time.time()))])
+        for event in rd.events():
+            for split, m in event.get("metrics", {}).items():
+                epochs.append([rd.run_id, event["phase"], int(event["epoch"]), split,
+                               *[m.get(c) for c in METRIC_COLUMNS]])
+    if runs:
+        run_df = pd.DataFrame(runs, columns=RUN_COLUMNS).drop_duplicates("run_id", keep="last")
+        con.register("_ingest_runs", run_df)
+        try:
+            con.execute(f"INSERT OR REPLACE INTO runs SELECT {', '.join(RUN_COLUMNS)} FROM _ingest_runs")
+        finally:
+            con.unregister("_ingest_runs")
+    if epochs:
+        cols = ["run_id", "phase", "epoch", "split", *METRIC_COLUMNS]
+        ep_df = pd.DataFrame(epochs, columns=cols).drop_duplicates(cols[:4], keep="last")
+        ep_df = ep_df.astype({c: "float64" for c in METRIC_COLUMNS[:4]})
+        ep_df["n"] = ep_df["n"].astype("Int64")
+        con.register("_ingest_epochs", ep_df)
+        try:
+            con.execute(f"INSERT OR REPLACE INTO epochs SELECT {', '.join(cols)} FROM _ingest_epochs")
+        finally:
+            con.unregister("_ingest_epochs")
+    return len(epochs)
 
 
 def record_recipe(con, recipe) -> None:
