@@ -38,11 +38,20 @@ def plan(file: FileArg, workspace: WorkspaceOpt = None) -> None:
     """Every job the study needs, its dependencies, and what `study run` will do with it."""
     from divrob.dispatch.study import plan_rows
     from divrob.recipes.load import load_recipe
+    from divrob.sources.generators import generation_job_id, pending_generations
     from divrob.runs.grid import plan_study
     from divrob.workspace import open_workspace
 
     ws = open_workspace(workspace)
     rec = load_recipe(file)
+    gens = pending_generations(ws, rec)
+    if gens:
+        table = Table("job", "kind", "what", "state", title=f"{rec.study.name}: generation comes first")
+        for g in gens:
+            table.add_row(generation_job_id(g), "generate", f"generate {g['generator']}", "to run")
+        console.print(table)
+        console.print("its manifests and runs are planned once these finish (`divrob study run` does both)")
+        return
     with RichReporter() as reporter:
         p = plan_study(ws, rec, reporter)
     rows = plan_rows(ws, p)
@@ -69,8 +78,10 @@ def _options(**kw) -> dict:
 
 def _dispatch(file: Path, workspace, executor, detach: bool, retry: bool, opts: dict) -> None:
     from divrob.cli.basics import _summary
+    from divrob.dispatch.generation import detach_study, run_generations
     from divrob.dispatch.inline import run_study
     from divrob.dispatch.study import dispatch_study
+    from divrob.sources.generators import pending_generations
     from divrob.errors import DivrobError
     from divrob.recipes.load import load_recipe
     from divrob.runs.grid import plan_study
@@ -85,6 +96,16 @@ def _dispatch(file: Path, workspace, executor, detach: bool, retry: bool, opts: 
     if opts.get("on_lost") not in (None, "fail", "requeue"):
         raise DivrobError(f"--on-lost {opts['on_lost']!r}: choose fail or requeue")
     rec = load_recipe(file)
+    gens = pending_generations(ws, rec)
+    if gens and executor != "inline":
+        if detach:
+            pid, log = detach_study(ws, file, executor, opts, retry)
+            console.print(f"the study first generates {', '.join(g['generator'] for g in gens)}; it runs in the "
+                          f"background (pid {pid}, log {log}) and then queues its runs on {executor}")
+            console.print("watch with `divrob jobs ls`; it keeps running after you log out")
+            return
+        with RichReporter() as reporter:
+            run_generations(ws, rec.study.name, gens, executor, opts, reporter)
     if executor == "inline":
         if detach:
             raise DivrobError("--detach needs a queue: use --executor local, submitit-local or slurm")

@@ -38,6 +38,10 @@ def record_plan(ws: Workspace, plan: StudyPlan) -> None:
 
 
 def run_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> StudyOutcome:
+    from divrob.sources.generators import generate, pending_generations
+
+    for job in pending_generations(ws, recipe):  # generated sources first, once
+        generate(ws, job, reporter)
     plan = plan_study(ws, recipe, reporter)
     record_plan(ws, plan)
     outcome = StudyOutcome(plan)

@@ -6,7 +6,6 @@ inside `execute_run`.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 import traceback
@@ -16,13 +15,6 @@ from divrob.errors import DivrobError, RunError
 from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
 from divrob.workspace import Workspace
-
-# Source generators, `fn(workspace, params, reporter)`, imported when a generate job runs.
-# The module paths are those the generator authors announced; a missing one is a clear error.
-GENERATORS = {
-    "fractaldb": "divrob.sources.fractaldb:generate",
-    "diffusion": "divrob.sources.diffusion:generate",
-}
 
 DISPATCHED_KINDS = ("run", "noop", "generate")
 
@@ -44,16 +36,9 @@ def run_job(ws: Workspace, job_id: str, kind: str, params: dict[str, Any], repor
 
 
 def generate(ws: Workspace, params: dict[str, Any], reporter: Reporter) -> None:
-    name = params.get("generator", "")
-    target = GENERATORS.get(name)
-    if target is None:
-        raise DivrobError(f"unknown generator {name!r}; known: {', '.join(sorted(GENERATORS))}")
-    module, fn = target.split(":")
-    try:
-        func = getattr(importlib.import_module(module), fn)
-    except (ImportError, AttributeError) as e:
-        raise DivrobError(f"generator {name!r} ({target}) is not available in this divrob: {e}") from None
-    func(ws, params, reporter)
+    from divrob.sources.generators import generate as run_generator
+
+    run_generator(ws, params, reporter)
 
 
 def noop_run(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from divrob.errors import RecipeError
 from divrob.fileio import sha256_hex
 from divrob.recipes.axes import check_taxonomy
-from divrob.recipes.schema import Distribution, RawRecipe, Study
+from divrob.recipes.schema import Distribution, Generate, RawRecipe, Study
 from divrob.recipes.sweep import expand
 
 if sys.version_info >= (3, 11):
@@ -34,6 +34,7 @@ class Recipe:
     text: str
     study: Study
     distributions: list[ExpandedDistribution] = field(default_factory=list)
+    generate: Generate = field(default_factory=Generate)
 
     @property
     def hash(self) -> str:
@@ -84,7 +85,7 @@ def load_recipe(path: str | Path) -> Recipe:
         field_path, msg = _first_error(e)
         raise RecipeError(path, field_path, msg) from None
 
-    recipe = Recipe(path=path, text=text, study=parsed.study)
+    recipe = Recipe(path=path, text=text, study=parsed.study, generate=parsed.generate)
     seen: dict[str, int] = {}
     for i, raw_dist in enumerate(parsed.distribution):
         where = f"distribution[{i}]"

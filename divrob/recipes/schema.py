@@ -158,8 +158,38 @@ class Distribution(_Strict):
         return self.model_dump(exclude={"name"}, exclude_none=True)
 
 
+class FractalDBGen(_Strict):
+    """How to generate the `fractaldb` source if the workspace lacks it (`divrob generate fractaldb`)."""
+
+    categories: int = Field(1000, gt=0)
+    instances: int = Field(1000, gt=0)
+    size: int = Field(362, ge=32)
+    seed: int = Field(0, ge=0)
+    points: int = Field(200_000, ge=1000)
+    weight_step: float = Field(0.1, gt=0, lt=0.5)
+
+
+class DiffusionGen(_Strict):
+    """How to generate the `diffusion` source if the workspace lacks it (`divrob generate diffusion`)."""
+
+    model: str = Field(min_length=1, description="a local diffusers model directory or a cached hub id")
+    classes: str = Field("imagenet", description='"imagenet" or a text file of class names')
+    per_class: int = Field(150, gt=0)
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(7.5, ge=0)
+    size: int = Field(512, ge=8)
+    seed: int = Field(0, ge=0)
+    batch: int = Field(8, gt=0, description="images per pipeline call (speed only)")
+
+
+class Generate(_Strict):
+    fractaldb: FractalDBGen | None = None
+    diffusion: DiffusionGen | None = None
+
+
 class RawRecipe(_Strict):
     """A recipe as written: distributions may still hold sweep lists."""
 
     study: Study
+    generate: Generate = Field(default_factory=Generate)
     distribution: list[dict[str, Any]] = Field(min_length=1)
