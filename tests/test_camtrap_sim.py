@@ -129,7 +129,7 @@ def test_second_call_does_not_rewrite(small, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("regenerated")
 
-    monkeypatch.setattr(camtrap_sim, "_render", boom)
+    monkeypatch.setattr(camtrap_sim, "render_image", boom)
     assert ensure_camtrap_sim(small, seed=5, **SMALL) == small
     assert {p: p.stat().st_mtime_ns for p in small.rglob("*")} == mtimes
 
@@ -143,7 +143,7 @@ def test_param_mismatch_raises(small):
 
 def test_killed_run_leaves_nothing(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = camtrap_sim._render
+    real = camtrap_sim.render_image
 
     def dies_midway(*a, **k):
         calls["n"] += 1
@@ -151,7 +151,7 @@ def test_killed_run_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(camtrap_sim, "_render", dies_midway)
+    monkeypatch.setattr(camtrap_sim, "render_image", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         ensure_camtrap_sim(tmp_path / "c", **SMALL)
     assert list(tmp_path.iterdir()) == []
