@@ -57,3 +57,28 @@ def test_ingest_twice_changes_nothing(tmp_path):
         assert con.execute("SELECT count(*) FROM epochs").fetchone()[0] == 4
         assert con.execute("SELECT count(*), min(state) FROM runs").fetchone() == (1, "finished")
         assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_writer_waits_for_a_reader_in_the_same_process(tmp_path):
+    import threading
+    import time
+
+    db = tmp_path / "s.duckdb"
+    with write_connection(db):
+        pass
+    opened = threading.Event()
+
+    def read_briefly():
+        with read_connection(db) as con:
+            opened.set()
+            time.sleep(0.3)
+            con.execute("SELECT 1")
+
+    t = threading.Thread(target=read_briefly)
+    t.start()
+    opened.wait(5)
+    with write_connection(db) as con:  # DuckDB refuses mixed modes at once; the store waits instead
+        con.execute("INSERT INTO meta VALUES ('k', 'v')")
+    t.join()
+    with read_connection(db) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'k'").fetchone()[0] == "v"

@@ -104,8 +104,11 @@ def _connect(path: Path, read_only: bool, timeout: float = 10.0):
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+        except (duckdb.IOException, duckdb.ConnectionException) as e:
+            # another process holds the write lock, or (in this process) a connection of the other
+            # mode is open: both are short-lived, so wait for them
+            transient = "lock" in str(e).lower() or "different configuration" in str(e).lower()
+            if not transient or time.monotonic() > deadline:
                 raise StoreError(f"cannot open the store {path}: {e}") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
