@@ -35,7 +35,8 @@ PARAMS_FILE = "fractaldb.json"
 CATEGORY_FILE = "ifs.json"
 # Bumped whenever rendering changes output, so an old directory is not extended with new images.
 # 2: patch masks drawn from raw PCG64 bits, bit 3i + j for cell (i, j).
-GENERATOR_VERSION = 2
+# 3: map choice from raw PCG64 int32 bits (CPU), 2-3 map systems step by blending map outputs.
+GENERATOR_VERSION = 3
 VARIANTS = 25
 PNG_LEVEL = 1  # zlib level 1: 5x faster than the default and these sparse images stay small
 
