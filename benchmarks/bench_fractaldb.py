@@ -20,6 +20,7 @@ ratio is the same counted either way). The last line is the ratio of the best-of
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -58,7 +59,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=362)
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=25, help="renders per vectorised pass")
+    ap.add_argument("--batch", type=int, default=50, help="renders per pass (the generator's CPU default)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="CPU threads rendering parts of a batch, one torch thread each (the generator's default)")
     ap.add_argument("--chains", type=int, default=1000, help="parallel chains per render (the generator's default)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=5,
@@ -75,15 +78,15 @@ def main() -> None:
     system, rate, _ = fr.search_category(0, 0)
     weights = fr.weight_variants()
     systems = [np.concatenate([system[:, :6] * weights[j % 25], system[:, 6:]], axis=1) for j in range(args.batch)]
-    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, device {dev}, {args.workers} render workers (threads {torch.get_num_threads()}), "
           f"{args.size} px, {args.points:,} points/render, batch {args.batch} x {args.chains} chains, "
           f"category 0: {len(system)} maps, filling rate {rate:.3f}")
 
-    scratch: dict = {}  # reused working memory, as the generator keeps one per thread
+    scratch = [{} for _ in range(args.workers)]  # reused working memory, one per render thread
 
     def run(r: int):
-        imgs = fr.render(systems, [[0, 0, 2, r * args.batch + j] for j in range(args.batch)],
-                         args.size, args.points, args.chains, dev, scratch)
+        imgs = fr.render_parallel(systems, [[0, 0, 2, r * args.batch + j] for j in range(args.batch)],
+                                  args.size, args.points, args.chains, dev, scratch, args.workers)
         return imgs.to("cpu")
 
     run(0)  # warm-up: allocator, kernels, working memory

@@ -104,6 +104,19 @@ def test_render_is_batch_independent_and_reuses_buffers():
         assert np.array_equal(np.stack(alone), together)
 
 
+def test_parallel_render_gives_the_same_images_and_restores_threads():
+    import torch
+
+    rng = np.random.default_rng(5)
+    systems = [fr.random_ifs(rng) for _ in range(5)]
+    seeds = [[6, j] for j in range(5)]
+    together = fr.render(systems, seeds, 64, 3000, 50, CPU).numpy()
+    threads = torch.get_num_threads()
+    split = fr.render_parallel(systems, seeds, 64, 3000, 50, CPU, [{}, {}, {}], 3).numpy()
+    assert np.array_equal(split, together)
+    assert torch.get_num_threads() == threads
+
+
 def test_search_keeps_a_filling_system_and_ignores_batch_size():
     s1, rate, tried = fr.search_category(7, 0, batch=8)
     s2, rate2, tried2 = fr.search_category(7, 0, batch=3)

@@ -386,6 +386,35 @@ def render(systems: list[np.ndarray], seeds: list[list[int]], size: int, points:
     return draw_patches(flat, masks, size, scratch)
 
 
+def render_parallel(systems: list[np.ndarray], seeds: list[list[int]], size: int, points: int, chains: int,
+                    device, scratches: list[dict], workers: int):
+    """`render` with the batch split over `workers` CPU threads, one torch thread each.
+
+    Many small tensor ops gain little from torch's intra-op threads (they mostly wait for each
+    other), while whole renders in parallel scale with the cores. Renders depend only on their
+    own seeds, so the images are the same as one `render` call's.
+    """
+    import torch
+
+    workers = min(workers, len(seeds), len(scratches))
+    if workers <= 1 or torch.device(device).type != "cpu":
+        return render(systems, seeds, size, points, chains, device, scratches[0])
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [c for c in np.array_split(np.arange(len(seeds)), workers) if len(c)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            parts = list(pool.map(
+                lambda jc: render([systems[i] for i in jc[1]], [seeds[i] for i in jc[1]], size, points, chains,
+                                  device, scratches[jc[0]]),
+                enumerate(chunks)))
+    finally:
+        torch.set_num_threads(before)
+    return torch.cat(parts)
+
+
 def _cuda_generator(seed_words: list[int], device):
     import torch
 
