@@ -88,3 +88,18 @@ def test_recipe_that_disagrees_with_the_generated_source(ws, tmp_path):
     other = recipe(tmp_path, gen=GEN.replace("instances = 4", "instances = 6"))
     with pytest.raises(SourceError, match="differs from the fractaldb"):
         pending_generations(ws, load_recipe(other))
+
+
+def test_inline_study_generates_then_trains_and_reruns_nothing(ws, tmp_path):
+    cfg = ws.config_path.read_text()
+    ws.config_path.write_text(cfg[: cfg.index("[demo]")] + "[demo]\ncamtrap_images = 200\ncamtrap_size = 16\n")
+    p = recipe(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(app, ["study", "run", str(p), "-w", str(ws.root)])
+    assert first.exit_code == 0, first.output
+    assert "1 runs: 1 trained" in first.output
+    assert len(list((ws.data / "fractaldb").glob("*/*.png"))) == 8
+    stamp = (ws.data / "fractaldb" / "fractaldb.json").stat().st_mtime_ns
+    again = runner.invoke(app, ["study", "run", str(p), "-w", str(ws.root)])
+    assert again.exit_code == 0 and "0 trained, 1 already finished" in again.output
+    assert (ws.data / "fractaldb" / "fractaldb.json").stat().st_mtime_ns == stamp  # generated once
