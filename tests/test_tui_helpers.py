@@ -3,6 +3,8 @@ broken) and jobs in every state, an app factory with a fixed clock, and `settle`
 
 from __future__ import annotations
 
+from textual.widgets import DataTable
+
 import json
 from pathlib import Path
 
@@ -91,4 +93,17 @@ async def settle(pilot, rounds: int = 20) -> None:
         if not any(w.is_running for w in app.workers):
             await pilot.pause()
             if not any(w.is_running for w in app.workers):
-                return
+                break
+    # DataTables size their columns when their message queue is idle; on a busy machine a frame
+    # can be taken before that, so wait until no table has pending rows or widths.
+    for _ in range(rounds):
+        if not any(_table_pending(t) for t in app.screen.query(DataTable)):
+            break
+        await pilot.pause()
+    await pilot.pause()
+
+
+def _table_pending(table) -> bool:
+    # private DataTable state (textual 8): the only signal that its layout is not final yet
+    return bool(getattr(table, "_require_update_dimensions", False) or getattr(table, "_updated_cells", None)
+                or getattr(table, "_new_rows", None))

@@ -27,26 +27,6 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
         console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
 
 
-def _pairs(model) -> str:
-    if model is None:
-        return "-"
-    return ", ".join(f"{k}={v}" for k, v in model.model_dump(exclude_none=True, exclude_defaults=True).items()) or "-"
-
-
-def _describe(d) -> dict[str, str]:
-    size = f"{d.total} total" if d.total else (f"{d.per_class}/class" if d.per_class else "all")
-    if isinstance(d.source, dict):
-        source = " + ".join(f"{s} x{w:g}" for s, w in d.source.items())
-    else:
-        source = d.source or "-"
-    return {
-        "source": source,
-        "size": "-" if d.is_scratch else size,
-        "classes": _pairs(d.classes),
-        "labels": _pairs(d.labels),
-    }
-
-
 @app.command()
 def show(file: FileArg) -> None:
     """The recipe's study and its expanded distributions, as tables."""
@@ -57,7 +37,7 @@ def show(file: FileArg) -> None:
     console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream}; archs {', '.join(s.archs)}; seeds {s.seeds}")
     table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
     for ed in r.distributions:
-        d = _describe(ed.distribution)
+        d = ed.distribution.summary()
         sweep = ", ".join(f"{k}={v}" for k, v in ed.sweep.items()) or "-"
         table.add_row(ed.distribution.name, d["source"], d["size"], d["classes"], d["labels"], sweep)
     console.print(table)

@@ -153,6 +153,24 @@ class Distribution(_Strict):
     def is_scratch(self) -> bool:
         return (not self.pretrain) or self.name == SCRATCH
 
+    def summary(self) -> dict[str, str]:
+        """Short text per column for tables (CLI and TUI): source, size, classes, labels."""
+
+        def pairs(model) -> str:
+            if model is None:
+                return "-"
+            values = model.model_dump(exclude_none=True, exclude_defaults=True)
+            return ", ".join(f"{k}={v}" for k, v in values.items()) or "-"
+
+        if self.is_scratch:
+            return {"source": "-", "size": "-", "classes": "-", "labels": "-"}
+        size = f"{self.total} total" if self.total else (f"{self.per_class}/class" if self.per_class else "all")
+        if isinstance(self.source, dict):
+            source = " + ".join(f"{s} x{w:g}" for s, w in self.source.items())
+        else:
+            source = self.source or "-"
+        return {"source": source, "size": size, "classes": pairs(self.classes), "labels": pairs(self.labels)}
+
     def identity(self) -> dict[str, Any]:
         """What determines the manifest's rows (the name does not)."""
         return self.model_dump(exclude={"name"}, exclude_none=True)

@@ -58,7 +58,7 @@ def evaluate(model, data: DecodedImages, device, batch_size: int = 256, dist: Di
     """WILDS metrics on the whole split; in a DDP run each rank predicts a slice, rank 0 scores."""
     import torch
 
-    model.eval()
+    model.train(False)  # evaluation mode: BatchNorm running stats, no dropout
     order = batch_order(data.valid, seed=0, epoch=0, shuffle=False)
     order = order[dist.shard(len(order))]
     preds, labels = [], []

@@ -225,7 +225,7 @@ class DivrobAdapter:
         runs = len(r.distributions) * len(s.archs) * len(s.seeds)
         summary = (f"downstream {s.downstream} · archs {', '.join(s.archs)} · seeds "
                    f"{', '.join(map(str, s.seeds))} · {len(r.distributions)} distributions, {runs} runs")
-        rows = [{"distribution": ed.distribution.name, **_describe(ed.distribution),
+        rows = [{"distribution": ed.distribution.name, **ed.distribution.summary(),
                  "sweep": ", ".join(f"{k}={v}" for k, v in ed.sweep.items()) or "-"}
                 for ed in r.distributions]
         return RecipeView(Path(path), s.name, summary, rows)
@@ -462,17 +462,3 @@ class DivrobAdapter:
         return p if p.is_absolute() else self.ws.root / p
 
 
-def _pairs(model) -> str:
-    if model is None:
-        return "-"
-    return ", ".join(f"{k}={v}" for k, v in model.model_dump(exclude_none=True, exclude_defaults=True).items()) or "-"
-
-
-def _describe(d) -> dict[str, str]:
-    size = f"{d.total} total" if d.total else (f"{d.per_class}/class" if d.per_class else "all")
-    if isinstance(d.source, dict):
-        source = " + ".join(f"{s} x{w:g}" for s, w in d.source.items())
-    else:
-        source = d.source or "-"
-    return {"source": "-" if d.is_scratch else source, "size": "-" if d.is_scratch else size,
-            "classes": _pairs(d.classes), "labels": _pairs(d.labels)}

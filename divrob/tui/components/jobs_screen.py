@@ -14,6 +14,7 @@ from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.confirm import Confirm
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.progress_panel import ProgressPanel
+from divrob.tui.components.tables import fill_table
 
 STATE_STYLE = {"finished": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "blue"}
 BAR = 6
@@ -112,13 +113,10 @@ class JobsScreen(DataScreen):
         table = self.query_one("#jobs", DataTable)
         keep = self.selected
         self.rows = m.rows
-        table.clear(columns=True)  # fresh columns size themselves to the new rows
-        table.add_columns("what", "state", "progress", "img/s", "slot", "elapsed", "ETA")
-        for r in m.rows:
-            table.add_row(
-                short(r.label), Text(r.state, style=STATE_STYLE.get(r.state, "")),
-                bar(r.fraction, r.epoch_text), "-" if r.throughput is None else f"{r.throughput:.0f}",
-                r.slot, duration(r.elapsed), duration(r.eta), key=r.job_id)
+        fill_table(table, ("what", "state", "progress", "img/s", "slot", "elapsed", "ETA"), [
+            (short(r.label), Text(r.state, style=STATE_STYLE.get(r.state, "")),
+             bar(r.fraction, r.epoch_text), "-" if r.throughput is None else f"{r.throughput:.0f}",
+             r.slot, duration(r.elapsed), duration(r.eta)) for r in m.rows], row_keys=[r.job_id for r in m.rows])
         ids = [r.job_id for r in m.rows]
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.progress_panel import ProgressPanel
+from divrob.tui.components.tables import fill_table
 
 COLUMNS = ("distribution", "source", "size", "classes", "labels", "sweep")
 
@@ -118,8 +119,7 @@ class RecipesScreen(DataScreen):
         v = self.view = m.view
         head = self.query_one("#recipe-head", Static)
         table = self.query_one("#dists", DataTable)
-        table.clear(columns=True)  # fresh columns size themselves to the new rows
-        table.add_columns(*COLUMNS)
+        table.clear(columns=True)
         self.query_one("#counts", Static).update("")
         for plot in self.query("#hist"):
             plot.display = False
@@ -131,8 +131,8 @@ class RecipesScreen(DataScreen):
             return
         head.remove_class("-error")
         head.update(f"study {v.study}\n{v.summary}")
-        for row in v.rows:
-            table.add_row(*(row[c] for c in COLUMNS), key=row["distribution"])
+        fill_table(table, COLUMNS, [tuple(row[c] for c in COLUMNS) for row in v.rows],
+                   row_keys=[row["distribution"] for row in v.rows])
 
     def _current_distribution(self) -> str | None:
         table = self.query_one("#dists", DataTable)

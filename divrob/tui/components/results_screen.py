@@ -14,6 +14,7 @@ from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
+from divrob.tui.components.tables import fill_table
 
 ALL = "*all*"
 MAX_ROWS = 2000  # a DataTable of every epoch of a big study would be slow to fill; export has them all
@@ -129,13 +130,12 @@ class ResultsScreen(DataScreen):
         if frame.empty:
             self.query_one("#results-status", Static).update("no results match")
             return
-        for c in frame.columns:
-            arrow = (" ↓" if self.descending else " ↑") if c == self.sort_by else ""
-            table.add_column(f"{c}{arrow}", key=c)
+        headers = [f"{c}{(' ↓' if self.descending else ' ↑') if c == self.sort_by else ''}" for c in frame.columns]
         runs = pts["run_id"].nunique() if "run_id" in pts.columns else 0
         rid = list(frame.columns).index("run_id") if "run_id" in frame.columns else -1
-        for row in frame.head(MAX_ROWS).itertuples(index=False):
-            table.add_row(*(cell(v)[:8] if i == rid else cell(v) for i, v in enumerate(row)))
+        fill_table(table, headers, [tuple(cell(v)[:8] if i == rid else cell(v) for i, v in enumerate(row))
+                                    for row in frame.head(MAX_ROWS).itertuples(index=False)],
+                   column_keys=list(frame.columns))
         if self.sort_by in frame.columns:  # keep the cursor on the sorted column
             table.move_cursor(column=list(frame.columns).index(self.sort_by), animate=False)
         shown = "per epoch" if self.per_epoch else "per run, last epoch"

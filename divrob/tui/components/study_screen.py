@@ -13,6 +13,7 @@ from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.confirm import Confirm
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.progress_panel import ProgressPanel
+from divrob.tui.components.tables import fill_table
 
 STATE_STYLE = {"finished": "green", "built": "green", "failed": "red", "cancelled": "yellow", "running": "cyan",
                "partly": "cyan", "queued": "blue"}
@@ -85,11 +86,9 @@ class StudyScreen(DataScreen):
         self.query_one("#study-counts", Static).update(
             f"study {m.plan.study}: " + " · ".join(f"{k} {v}" for k, v in counts.items() if v or k != "other"))
         table = self.query_one("#plan", DataTable)
-        table.clear(columns=True)  # fresh columns size themselves to the new rows
-        table.add_columns("job", "kind", "what", "state")
-        for r in m.plan.rows:
-            style = STATE_STYLE.get(r["state"].split()[0], "")
-            table.add_row(r["job"][:12], r["kind"], r["label"], Text(r["state"], style=style), key=r["job"])
+        fill_table(table, ("job", "kind", "what", "state"), [
+            (r["job"][:12], r["kind"], r["label"], Text(r["state"], style=STATE_STYLE.get(r["state"].split()[0], "")))
+            for r in m.plan.rows], row_keys=[r["job"] for r in m.plan.rows])
 
     @work(group="launch-confirm")
     async def action_launch(self, executor: str) -> None:

@@ -18,6 +18,7 @@ from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
+from divrob.tui.components.tables import fill_table
 
 PALETTE = ("blue", "orange", "green", "magenta", "cyan", "red", "yellow", "white")
 
@@ -133,7 +134,6 @@ class TrendsScreen(DataScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#er", DataTable).add_columns("group", "ER", "95% CI")
         self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
                        group="studies", context="reading studies")
         self.set_interval(self.app.refresh_s * 3, self._check_stamp)
@@ -256,15 +256,14 @@ class TrendsScreen(DataScreen):
         plot = self.query_one("#plot", PlotextPlot)
         draw_trends(plot.plt, self.analysis, shown, self.group_colors)
         plot.refresh()
-        table = self.query_one("#er", DataTable)
-        table.clear()
         a = self.analysis
+        rows = []
         for g, r in a.groups.items():
             if g not in shown:
                 continue
             name = Text(g[:13], style=self.group_colors.get(g, ""))
             if r.er is None:
-                table.add_row(name, "-", "-")
+                rows.append((name, "-", "-"))
                 continue
             mean, lo, hi = r.er
             if g == a.baseline:
@@ -272,9 +271,10 @@ class TrendsScreen(DataScreen):
             else:
                 verdict = "green" if lo > 0 else ("red" if hi < 0 else "yellow")
                 ci = Text(f"{signed(lo)}…{signed(hi)}", style=verdict)
-            table.add_row(name, signed(mean), ci)
+            rows.append((name, signed(mean), ci))
         if a.baseline is None:
-            table.add_row(Text("no baseline", style="dim"), "-", "-")
+            rows.append((Text("no baseline", style="dim"), "-", "-"))
+        fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
 
     def action_cycle_transform(self) -> None:
         select = self.query_one("#transform", Select)

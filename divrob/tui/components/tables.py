@@ -1,0 +1,26 @@
+"""Filling a DataTable in one step, each column as wide as its widest cell.
+
+DataTable measures new cells later, when its message queue is idle, so a frame drawn right after
+an update (on a busy machine, or a snapshot) could show columns squeezed to their headers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.cells import cell_len
+from rich.text import Text
+
+
+def _width(cell: Any) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def fill_table(table, headers: Sequence[str], rows: Sequence[Sequence[Any]],
+               column_keys: Sequence[str] | None = None, row_keys: Sequence[str] | None = None) -> None:
+    """Replace the table's columns and rows."""
+    table.clear(columns=True)
+    for i, header in enumerate(headers):
+        width = max([_width(header)] + [_width(r[i]) for r in rows])
+        table.add_column(header, width=width, key=column_keys[i] if column_keys else None)
+    for j, row in enumerate(rows):
+        table.add_row(*row, key=row_keys[j] if row_keys else None)
