@@ -101,3 +101,22 @@ def test_bundled_recipes_validate():
 
     for p in sorted(bundled("recipes").rglob("*.toml")):
         load_recipe(p)
+
+
+def test_help_and_validate_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from divrob.cli import app\n"
+        "r = CliRunner()\n"
+        "assert r.invoke(app, ['--help']).exit_code == 0\n"
+        "assert r.invoke(app, ['recipes', 'validate', 'recipes/demo/quickstart.toml']).exit_code == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    from divrob.bundled import REPO_ROOT
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip() == "False"
