@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from typing import Any
 
 from divrob.errors import DivrobError, RunError
@@ -51,7 +50,7 @@ def noop_run(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
     sleep = float(params.get("sleep", 0.0))
     fail_at = params.get("fail_at")
     rd.set_status("running", pid=os.getpid())
-    try:
+    with rd.recording_failure():
         for epoch in range(1, epochs + 1):
             if epoch in rd.recorded_epochs("finetune"):
                 continue
@@ -63,14 +62,6 @@ def noop_run(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
             score = 0.5 + 0.01 * epoch
             rd.append_epoch("finetune", epoch, {s: {"f1_macro": score, "acc": score, "n": 10} for s in ("id_test", "test")})
             rd.set_status("running", pid=os.getpid(), phase="finetune", epoch=epoch, step=10 * epoch, images_per_s=1000.0)
-    except DivrobError as e:
-        rd.log(f"failed: {e}")
-        rd.set_status("failed", reason=str(e))
-        raise
-    except BaseException as e:
-        rd.log("failed:\n" + traceback.format_exc())
-        rd.set_status("cancelled" if isinstance(e, KeyboardInterrupt) else "failed", reason=f"{type(e).__name__}: {e}")
-        raise
     rd.set_status("finished")
 
 

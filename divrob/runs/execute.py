@@ -7,9 +7,8 @@ writes the run directory, the others follow the same steps on their share of eac
 from __future__ import annotations
 
 import os
-import traceback
 
-from divrob.errors import DivrobError, RunError
+from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
 from divrob.runs.spec import RunSpec
@@ -72,17 +71,8 @@ def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> Ru
     if rd.is_finished:
         return rd
     rd.set_status("running", pid=os.getpid(), world_size=dist.world)
-    try:
+    with rd.recording_failure():
         _execute(ws, spec, rd, reporter, dist)
-    except DivrobError as e:
-        rd.log(f"failed: {e}")
-        rd.set_status("failed", reason=str(e))
-        raise
-    except BaseException as e:
-        rd.log("failed:\n" + traceback.format_exc())
-        state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-        rd.set_status(state, reason=f"{type(e).__name__}: {e}")
-        raise
     rd.set_status("finished")
     return rd
 

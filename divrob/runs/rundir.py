@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
 from divrob.runs.spec import RunSpec
@@ -115,3 +117,21 @@ class RunDir:
             return
         with open(self.log_path, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    @contextmanager
+    def recording_failure(self) -> Iterator[None]:
+        """Whatever stops the body is logged and becomes the run's state (failed, or cancelled
+        on Ctrl-C) with its reason, then re-raised: a job's error is one command away."""
+        from divrob.errors import DivrobError
+
+        try:
+            yield
+        except DivrobError as e:
+            self.log(f"failed: {e}")
+            self.set_status("failed", reason=str(e))
+            raise
+        except BaseException as e:
+            self.log("failed:\n" + traceback.format_exc())
+            state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+            self.set_status(state, reason=f"{type(e).__name__}: {e}")
+            raise
