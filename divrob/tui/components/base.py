@@ -54,3 +54,33 @@ class Done(Message):
         self.what = what
         self.value = value
         super().__init__()
+
+
+class StoreScreen(DataScreen):
+    """A screen over the store's results: it lists the studies on mount and polls the store's
+    stamp, so new epochs ingested by the manager show up while jobs run."""
+
+    class StudiesLoaded(Message):
+        def __init__(self, value) -> None:
+            self.studies, self.stamp = value
+            super().__init__()
+
+    class PointsLoaded(Message):
+        def __init__(self, points) -> None:
+            self.points = points
+            super().__init__()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points = None
+        self.stamp = None
+
+    def on_mount(self) -> None:
+        self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
+                       group="studies", context="reading studies")
+        self.set_interval(self.app.refresh_s * 3, self._check_stamp)
+
+    def _check_stamp(self) -> None:
+        if self.app.screen is not self:
+            return
+        self.in_worker(self.adapter.store_stamp, lambda s: Done("stamp", s), group="stamp", context="store")

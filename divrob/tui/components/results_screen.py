@@ -7,10 +7,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from divrob.tui.components.base import DataScreen, Done
+from divrob.tui.components.base import Done, StoreScreen
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
@@ -28,7 +27,7 @@ def cell(v) -> str:
     return str(v)
 
 
-class ResultsScreen(DataScreen):
+class ResultsScreen(StoreScreen):
     MODE = "results"
     DEFAULT_CSS = """
     ResultsScreen #filters { height: 1; }
@@ -45,24 +44,12 @@ class ResultsScreen(DataScreen):
         Binding("escape", "focus_table", "Table", show=False),
     ]
 
-    class StudiesLoaded(Message):
-        def __init__(self, value) -> None:
-            self.studies, self.stamp = value
-            super().__init__()
-
-    class PointsLoaded(Message):
-        def __init__(self, points) -> None:
-            self.points = points
-            super().__init__()
-
     def __init__(self) -> None:
         super().__init__()
-        self.points = None
         self.frame = None
         self.per_epoch = False
         self.sort_by: str | None = None
         self.descending = False
-        self.stamp = None
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -74,19 +61,8 @@ class ResultsScreen(DataScreen):
         yield ProgressPanel()
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
-                       group="studies", context="reading studies")
-        self.set_interval(self.app.refresh_s * 3, self._check_stamp)
-
-    def _check_stamp(self) -> None:
-        """Live results: reload when the manager has ingested new epochs."""
-        if self.app.screen is not self:
-            return
-        self.in_worker(self.adapter.store_stamp, lambda s: Done("stamp", s), group="stamp", context="store")
-
-    @on(StudiesLoaded)
-    def _studies(self, m: StudiesLoaded) -> None:
+    @on(StoreScreen.StudiesLoaded)
+    def _studies(self, m: StoreScreen.StudiesLoaded) -> None:
         self.stamp = m.stamp
         select = self.query_one("#study", Select)
         select.set_options([("all studies", ALL)] + [(s, s) for s in m.studies])
@@ -112,8 +88,8 @@ class ResultsScreen(DataScreen):
         self.in_worker(lambda: self.adapter.points(study, where), self.PointsLoaded, group="points",
                        context="reading results")
 
-    @on(PointsLoaded)
-    def _points(self, m: PointsLoaded) -> None:
+    @on(StoreScreen.PointsLoaded)
+    def _points(self, m: StoreScreen.PointsLoaded) -> None:
         self.points = m.points
         self.render_table()
 

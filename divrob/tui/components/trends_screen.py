@@ -14,7 +14,7 @@ from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
 from divrob.tui.adapter import TRANSFORMS
-from divrob.tui.components.base import DataScreen, Done
+from divrob.tui.components.base import Done, StoreScreen
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
@@ -76,7 +76,7 @@ def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str]) -> None
     plt.ylim(float(t(y_lo)), float(t(y_hi)))
 
 
-class TrendsScreen(DataScreen):
+class TrendsScreen(StoreScreen):
     MODE = "trends"
     DEFAULT_CSS = """
     TrendsScreen #plot { width: 1fr; }
@@ -93,16 +93,6 @@ class TrendsScreen(DataScreen):
         Binding("x", "export", "Export"),
     ]
 
-    class StudiesLoaded(Message):
-        def __init__(self, value) -> None:
-            self.studies, self.stamp = value
-            super().__init__()
-
-    class PointsLoaded(Message):
-        def __init__(self, points) -> None:
-            self.points = points
-            super().__init__()
-
     class Analysed(Message):
         def __init__(self, value) -> None:
             self.key, self.analysis = value
@@ -110,13 +100,11 @@ class TrendsScreen(DataScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.points = None
         self.analysis = None
         self.analysed_key = None
         self.requested_key = None
         self.group_colors: dict[str, str] = {}
         self.known_groups: set[str] = set()
-        self.stamp = None
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -133,18 +121,8 @@ class TrendsScreen(DataScreen):
         yield ProgressPanel()
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.in_worker(lambda: (self.adapter.studies(), self.adapter.store_stamp()), self.StudiesLoaded,
-                       group="studies", context="reading studies")
-        self.set_interval(self.app.refresh_s * 3, self._check_stamp)
-
-    def _check_stamp(self) -> None:
-        if self.app.screen is not self:
-            return
-        self.in_worker(self.adapter.store_stamp, lambda s: Done("stamp", s), group="stamp", context="store")
-
-    @on(StudiesLoaded)
-    def _studies(self, m: StudiesLoaded) -> None:
+    @on(StoreScreen.StudiesLoaded)
+    def _studies(self, m: StoreScreen.StudiesLoaded) -> None:
         self.stamp = m.stamp
         select = self.query_one("#study", Select)
         select.set_options([(s, s) for s in m.studies])
@@ -161,8 +139,8 @@ class TrendsScreen(DataScreen):
         self.in_worker(lambda: self.adapter.points(study), self.PointsLoaded, group="points",
                        context=f"reading {study}")
 
-    @on(PointsLoaded)
-    def _points(self, m: PointsLoaded) -> None:
+    @on(StoreScreen.PointsLoaded)
+    def _points(self, m: StoreScreen.PointsLoaded) -> None:
         self.points = m.points
         self.analysed_key = None  # new data: the same choices must be fitted again
         fields = self.adapter.group_fields(m.points)
