@@ -148,3 +148,42 @@ def test_classes_and_parameters_are_checked(tmp_path, class_file, tiny_model):
     generate_diffusion(root, _params(class_file, tiny_model), device="cpu")
     with pytest.raises(SourceError, match="other parameters.*guidance"):
         generate_diffusion(root, _params(class_file, tiny_model, guidance=3.0), device="cpu")
+
+
+def test_a_study_generates_its_diffusion_source_first_then_trains(tiny_model, class_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from divrob.cli import app
+    from divrob.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "ws")
+    cfg = ws.config_path.read_text()
+    ws.config_path.write_text(cfg[: cfg.index("[demo]")] + "[demo]\ncamtrap_images = 200\ncamtrap_size = 16\n")
+    recipe = tmp_path / "fig11-tiny.toml"
+    recipe.write_text(f"""
+[study]
+name = "diffusion-tiny"
+downstream = "camtrap-sim"
+archs = ["resnet18"]
+pretrain = {{ epochs = 1, batch_size = 4, image_size = 16 }}
+finetune = {{ epochs = 1, batch_size = 32, image_size = 16 }}
+
+[generate.diffusion]
+model = "{tiny_model}"
+classes = "{class_file}"
+per_class = 2
+steps = 2
+size = {SIZE}
+
+[[distribution]]
+name = "diffusion-4"
+source = "diffusion"
+total = 4
+""")
+    res = CliRunner().invoke(app, ["study", "run", str(recipe), "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    assert "1 runs: 1 trained" in res.output
+    from divrob.sources import source_index
+
+    index = source_index(ws, "diffusion")
+    assert len(index) == 4 and index["prompt"].str.contains("red fox|golden retriever").all()
