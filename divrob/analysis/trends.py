@@ -104,14 +104,7 @@ def _resampled_lines(xt: np.ndarray, yt: np.ndarray, n_boot: int,
     for start in range(0, int(n_boot), rows):
         stop = min(start + rows, int(n_boot))
         idx = _draw(rng, n, stop - start)
-        xs, ys = xc[idx], yc[idx]
-        mx, my = xs.mean(axis=1), ys.mean(axis=1)
-        sxx = np.einsum("ij,ij->i", xs, xs) / n - mx * mx
-        sxy = np.einsum("ij,ij->i", xs, ys) / n - mx * my
-        bad = sxx <= tol
-        b = np.where(bad, np.nan, sxy / np.where(bad, 1.0, sxx))
-        slopes[start:stop] = b
-        intercepts[start:stop] = my0 + my - b * (mx0 + mx)
+        slopes[start:stop], intercepts[start:stop] = _fit_rows(xc[idx], yc[idx], tol, mx0, my0)
     return slopes, intercepts
 
 
@@ -121,6 +114,18 @@ def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     dtype = np.int32 if n < 2**31 else np.int64
     return rng.integers(0, n, size=(int(n_boot), n), dtype=dtype)
+
+
+def _fit_rows(xs: np.ndarray, ys: np.ndarray, tol: float, mx0: float, my0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form least squares of every row of ys on the same row of xs (centred data, shifted
+    back by mx0/my0); rows with no spread in x give NaN, so callers can drop them."""
+    n = xs.shape[1]
+    mx, my = xs.mean(axis=1), ys.mean(axis=1)
+    sxx = np.einsum("ij,ij->i", xs, xs) / n - mx * mx
+    sxy = np.einsum("ij,ij->i", xs, ys) / n - mx * my
+    bad = sxx <= tol
+    slope = np.where(bad, np.nan, sxy / np.where(bad, 1.0, sxx))
+    return slope, my0 + my - slope * (mx0 + mx)
 
 
 def bootstrap_lines(id_metric, ood_metric, transform: str = "probit", n_boot: int = 1000,
@@ -239,13 +244,7 @@ def _er_boot_means(groups, bx, by, transform: str, n_boot: int, seed: int,
     for start in range(0, int(n_boot), rows):
         stop = min(start + rows, int(n_boot))
         b_idx = _draw(rngs[0], n, stop - start)
-        xs, ys = xc[b_idx], yc[b_idx]
-        mx, my = xs.mean(axis=1), ys.mean(axis=1)
-        sxx = np.einsum("ij,ij->i", xs, xs) / n - mx * mx
-        sxy = np.einsum("ij,ij->i", xs, ys) / n - mx * my
-        bad = sxx <= tol
-        slope = np.where(bad, np.nan, sxy / np.where(bad, 1.0, sxx))
-        intercept = my0 + my - slope * (mx0 + mx)
+        slope, intercept = _fit_rows(xc[b_idx], yc[b_idx], tol, mx0, my0)
         for k, ((_, gy), gt) in enumerate(zip(groups, gxt)):
             # A group that is the baseline must reuse the baseline's draw: its points are the
             # same points, and resampling them independently would double their weight.
