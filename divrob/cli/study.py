@@ -139,31 +139,26 @@ def _dispatch(file: Path, workspace, executor, detach: bool, retry: bool, opts: 
         raise typer.Exit(1)
 
 
-@app.command()
-def run(
-    file: FileArg, workspace: WorkspaceOpt = None, executor: ExecutorOpt = None,
-    slots_per_gpu: SlotsPerGpuOpt = None, cpu_slots: CpuSlotsOpt = None, detach: DetachOpt = False,
-    on_lost: OnLostOpt = None, partition: PartitionOpt = None, account: AccountOpt = None, qos: QosOpt = None,
-    gpus: GpusOpt = None, nodes: NodesOpt = None, cpus_per_gpu: CpusOpt = None, mem_gb: MemOpt = None,
-    time_min: TimeOpt = None, array_parallelism: ParOpt = None,
-) -> None:
-    """Build manifests, then run every unfinished run (failed ones resume; cancelled ones wait for `study retry`)."""
-    _dispatch(file, workspace, executor, detach, False, _options(
-        slots_per_gpu=slots_per_gpu, cpu_slots=cpu_slots, on_lost=on_lost, partition=partition, account=account,
-        qos=qos, gpus_per_run=gpus, nodes_per_run=nodes, cpus_per_gpu=cpus_per_gpu, mem_gb=mem_gb,
-        time_min=time_min, array_parallelism=array_parallelism))
+def _study_command(retry: bool, doc: str):
+    """`study run` and `study retry` take the same options and differ only in what they queue."""
+
+    def command(
+        file: FileArg, workspace: WorkspaceOpt = None, executor: ExecutorOpt = None,
+        slots_per_gpu: SlotsPerGpuOpt = None, cpu_slots: CpuSlotsOpt = None, detach: DetachOpt = False,
+        on_lost: OnLostOpt = None, partition: PartitionOpt = None, account: AccountOpt = None, qos: QosOpt = None,
+        gpus: GpusOpt = None, nodes: NodesOpt = None, cpus_per_gpu: CpusOpt = None, mem_gb: MemOpt = None,
+        time_min: TimeOpt = None, array_parallelism: ParOpt = None,
+    ) -> None:
+        _dispatch(file, workspace, executor, detach, retry, _options(
+            slots_per_gpu=slots_per_gpu, cpu_slots=cpu_slots, on_lost=on_lost, partition=partition, account=account,
+            qos=qos, gpus_per_run=gpus, nodes_per_run=nodes, cpus_per_gpu=cpus_per_gpu, mem_gb=mem_gb,
+            time_min=time_min, array_parallelism=array_parallelism))
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command()
-def retry(
-    file: FileArg, workspace: WorkspaceOpt = None, executor: ExecutorOpt = None,
-    slots_per_gpu: SlotsPerGpuOpt = None, cpu_slots: CpuSlotsOpt = None, detach: DetachOpt = False,
-    on_lost: OnLostOpt = None, partition: PartitionOpt = None, account: AccountOpt = None, qos: QosOpt = None,
-    gpus: GpusOpt = None, nodes: NodesOpt = None, cpus_per_gpu: CpusOpt = None, mem_gb: MemOpt = None,
-    time_min: TimeOpt = None, array_parallelism: ParOpt = None,
-) -> None:
-    """Re-queue the study's failed and cancelled jobs (they resume from their last checkpoint)."""
-    _dispatch(file, workspace, executor, detach, True, _options(
-        slots_per_gpu=slots_per_gpu, cpu_slots=cpu_slots, on_lost=on_lost, partition=partition, account=account,
-        qos=qos, gpus_per_run=gpus, nodes_per_run=nodes, cpus_per_gpu=cpus_per_gpu, mem_gb=mem_gb,
-        time_min=time_min, array_parallelism=array_parallelism))
+app.command("run")(_study_command(
+    False, "Build manifests, then run every unfinished run (failed ones resume; cancelled ones wait for `study retry`)."))
+app.command("retry")(_study_command(
+    True, "Re-queue the study's failed and cancelled jobs (they resume from their last checkpoint)."))
