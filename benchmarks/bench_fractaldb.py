@@ -70,11 +70,12 @@ def main() -> None:
 
     import torch
 
+    from divrob.devices import resolve_device
     from divrob.sources import fractal_render as fr
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = fr.resolve_device(args.device)
+    dev = resolve_device(args.device)
     system, rate, _ = fr.search_category(0, 0)
     weights = fr.weight_variants()
     systems = [np.concatenate([system[:, :6] * weights[j % 25], system[:, 6:]], axis=1) for j in range(args.batch)]

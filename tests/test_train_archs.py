@@ -8,7 +8,8 @@ import torch
 
 from divrob.errors import RunError
 from divrob.runs.spec import RunSpec
-from divrob.train.archs import ARCHS, MIN_IMAGE_SIZE, build_model, replace_head
+from divrob.archs import ARCHS, MIN_IMAGE_SIZE
+from divrob.train.archs import build_model, replace_head
 from divrob.train.config import finetune_config, pretrain_config
 
 

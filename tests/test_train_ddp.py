@@ -1,5 +1,5 @@
 """One run across two processes with DistributedDataParallel (gloo on CPU), launched the way a
-node launches it: torchrun + `python -m divrob.train.ddp_entry RUN_DIR`."""
+node launches it: torchrun + `python -m divrob.runs.ddp_entry RUN_DIR`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_two_rank_run_writes_everything_once(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "divrob.train.ddp_entry", str(rd.path)],
+         "-m", "divrob.runs.ddp_entry", str(rd.path)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -35,7 +35,7 @@ def test_out_of_memory_says_which_batch_size_to_try(tmp_path):
     cfg = finetune_config("resnet18", {"epochs": 1, "batch_size": 8, "image_size": 16})
     with pytest.raises(RunError, match=r"out of GPU memory .* batch_size 8.*set batch_size = 4 under \[study\] finetune"):
         train_phase(phase="finetune", model=model, cfg=cfg, data=PhaseData(_tiny_data(), augment=False),
-                    rundir=rd, seed=0, device=torch.device("cpu"))
+                    recorder=rd, seed=0, device=torch.device("cpu"))
 
 
 def test_ddp_shards_cover_each_global_batch_once():

@@ -126,15 +126,6 @@ def with_groups(points: pd.DataFrame, group_by: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def study_trends(points: pd.DataFrame, group_by: str = "distribution", transform: str = "probit"):
-    """Fit one OOD-on-ID trend per group over every fine-tuning epoch of every run."""
-    from divrob.analysis.trends import fit_trends
-
-    df = with_groups(points, group_by)
-    trends = fit_trends(df, group_col="group", id_col="id_f1", ood_col="ood_f1", transform=transform)
-    return df, {g: trends[g] for g in group_order(trends)}
-
-
 def facet_panels(points: pd.DataFrame, facet: str | None, group_by: str) -> dict[str, pd.DataFrame]:
     """Rows per panel of a figure; {"": points} for a single panel.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, logit, ndtr, ndtri
 
-TRANSFORMS = ("probit", "logit", "linear")
+from divrob.analysis import TRANSFORMS  # noqa: E402,F401 - the one list, re-exported
 
 # Tick candidates in metric units, dense near 0 and 1 because probit/logit stretch there. The
 # round ones are preferred; the in-between ones are used only when a narrow range needs them.

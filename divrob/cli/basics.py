@@ -27,7 +27,7 @@ def models() -> None:
     """List the architectures a recipe may name."""
     from rich.table import Table
 
-    from divrob.train.archs import ARCHS
+    from divrob.archs import ARCHS
 
     table = Table("arch", "model")
     for key, name in ARCHS.items():

@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from divrob.cli.common import WorkspaceOpt, console, err_console
+from divrob.analysis import TRANSFORMS
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
 
 FORMATS = ("table", "csv", "json", "parquet")
-TRANSFORMS = ("probit", "logit", "linear")
 
 StudyArg = Annotated[str, typer.Argument(help="Study name or its recipe file.")]
 GroupByOpt = Annotated[str, typer.Option(

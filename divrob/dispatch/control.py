@@ -14,10 +14,10 @@ from divrob.dispatch.jobs import (
 )
 from divrob.errors import DivrobError
 from divrob.runs.rundir import RunDir
+from divrob.states import RUNDIR_KINDS
 from divrob.store.db import read_connection, write_connection
 from divrob.workspace import Workspace
 
-RUNDIR_KINDS = ("run", "noop")
 
 
 def list_jobs(ws: Workspace, *, study: str | None = None, state: str | None = None,

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from divrob.fileio import write_json_atomic
+from divrob.states import ACTIVE, DONE, STATES  # noqa: F401 - re-exported for callers of jobs
 from divrob.workspace import Workspace
 
-STATES = ("queued", "running", "finished", "failed", "cancelled")
-ACTIVE = ("queued", "running")
-DONE = ("finished", "failed", "cancelled")
 
 
 @dataclass

@@ -10,17 +10,17 @@ import signal
 import time
 
 from divrob.dispatch.jobs import (
-    ACTIVE, DONE, Job, ManagerLock, live_manager, load_jobs, log_tail, pid_alive, progress, remove_manager_pidfile,
+    ACTIVE, DONE, Job, ManagerLock, load_jobs, log_tail, pid_alive, progress, remove_manager_pidfile,
     take_requests, upsert_jobs, wake_path, write_manager_pidfile,
 )
 from divrob.dispatch.local import Event
 from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
+from divrob.states import RUNDIR_KINDS
 from divrob.store.db import write_connection
 from divrob.store.ingest import ingest_runs
 from divrob.workspace import Workspace
 
-RUNDIR_KINDS = ("run", "noop")
 
 
 class Manager:
@@ -290,7 +290,3 @@ class Manager:
     def __exit__(self, *exc):
         self.flush()
         self.backend.close()
-
-
-def manager_running(ws: Workspace, executor: str) -> bool:
-    return live_manager(ws, executor) is not None

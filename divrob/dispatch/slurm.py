@@ -18,9 +18,9 @@ import submitit
 from divrob.dispatch.jobs import Job, logs_dir, pid_alive
 from divrob.dispatch.local import Event
 from divrob.runs.rundir import RunDir
+from divrob.states import RUNDIR_KINDS
 from divrob.workspace import SlurmConfig, Workspace
 
-RUNDIR_KINDS = ("run", "noop")
 _RUNNING = ("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED")
 _WAITING = ("PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "UNKNOWN", "")
 _TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
@@ -204,7 +204,7 @@ class SubmititBackend:
         return True
 
     def close(self) -> None:
-        pass  # SLURM jobs outlive divrob; re-attach with the next `study run` or `jobs watch`
+        pass  # SLURM jobs outlive divrob; the next `study run` re-attaches to them by job id
 
 
 def _short(exc: BaseException) -> str:

@@ -17,7 +17,6 @@ from divrob.workspace import Workspace
 
 TASKS = ("iwildcam", "camtrap-sim")
 EVAL_SPLITS = ("id_val", "id_test", "val", "test")
-ID_SPLIT, OOD_SPLIT = "id_test", "test"
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from divrob.apportion import largest_remainder
 from divrob.errors import SourceError
 from divrob.fileio import atomic_dir, write_json_atomic, write_text_atomic
 from divrob.progress import SILENT, Reporter
 from divrob.downstream.camtrap_render import N_DAYS, SPECIES, make_location, render_image
-from divrob.sources.demo_shapes import check_existing
+from divrob.sources.generated import check_existing
 
 SPLITS = ("train", "id_val", "id_test", "val", "test")
 METADATA_COLUMNS = ("image_id", "filename", "y", "species", "location", "day", "split")
@@ -32,14 +33,6 @@ GENERATOR_VERSION = 1
 SPLIT_FRACTIONS = {"train": 0.60, "id_val": 0.08, "id_test": 0.10, "val": 0.09, "test": 0.13}
 # Every species gets at least this many images per split, so the rarest still has a handful to learn from.
 SPLIT_FLOORS = {"train": 3, "id_val": 1, "id_test": 1, "val": 1, "test": 1}
-
-def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
-    """Integers summing to `total` in proportion to `weights`, without randomness."""
-    raw = total * weights / weights.sum()
-    out = np.floor(raw).astype(int)
-    out[np.argsort(-(raw - out), kind="stable")[: total - out.sum()]] += 1
-    return out
-
 
 def _assign(
     seed: int, n_species: int, n_locations: int, n_ood: int, images: int
@@ -72,12 +65,12 @@ def _assign(
 
     # Long tail: Zipf-like totals per species on top of per-split floors.
     floor = sum(SPLIT_FLOORS.values())
-    totals = floor + _largest_remainder(images - floor * n_species, 1.0 / (np.arange(n_species) + 2.0) ** 2.3)
+    totals = floor + largest_remainder(images - floor * n_species, 1.0 / (np.arange(n_species) + 2.0) ** 2.3)
     fractions = np.array([SPLIT_FRACTIONS[s] for s in SPLITS])
     floors = np.array([SPLIT_FLOORS[s] for s in SPLITS])
     rows = []
     for k in range(n_species):
-        per_split = floors + _largest_remainder(totals[k] - floor, fractions)
+        per_split = floors + largest_remainder(totals[k] - floor, fractions)
         for split, count in zip(SPLITS, per_split):
             members = groups[split] if split in ("val", "test") else groups["id"]
             p = affinity[members, k] / affinity[members, k].sum()

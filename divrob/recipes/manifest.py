@@ -6,13 +6,13 @@ always give the same id, and two recipes that select the same images share one m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from divrob.apportion import largest_remainder
 from divrob.errors import ManifestError
 from divrob.fileio import atomic_path, sha256_hex, write_json_atomic
 from divrob.progress import SILENT, Reporter
@@ -76,12 +76,7 @@ def label_quotas(dist: Distribution, counts: np.ndarray, rng: np.random.Generato
     if dist.total is None:
         return None
     if dist.balance == "none":
-        # proportional to the labels' sizes, largest remainders first
-        raw = counts / counts.sum() * dist.total
-        quotas = np.floor(raw).astype(np.int64)
-        rest = dist.total - quotas.sum()
-        quotas[np.argsort(-(raw - quotas), kind="stable")[:rest]] += 1
-        return quotas
+        return largest_remainder(dist.total, counts)  # proportional to the labels' sizes
     if dist.total < n:
         raise ManifestError(
             f"distribution {dist.name!r}: total = {dist.total} is fewer than its {n} classes; "
@@ -193,7 +188,3 @@ def load_manifest(ws: Workspace, mid: str) -> pd.DataFrame:
     if not path.exists():
         raise ManifestError(f"manifest {mid} is not in {ws.manifests}; rebuild it with `divrob recipes build RECIPE`")
     return pd.read_parquet(path)
-
-
-def manifest_meta(ws: Workspace, mid: str) -> dict:
-    return json.loads((ws.manifests / f"{mid}.json").read_text())

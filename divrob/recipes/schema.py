@@ -42,7 +42,7 @@ class Study(_Strict):
     @field_validator("archs")
     @classmethod
     def _known_archs(cls, archs: list[str]) -> list[str]:
-        from divrob.train.archs import ARCHS
+        from divrob.archs import ARCHS
 
         unknown = [a for a in archs if a not in ARCHS]
         if unknown:
@@ -53,7 +53,7 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _sizes_fit_archs(self) -> "Study":
-        from divrob.train.archs import image_size_problem
+        from divrob.archs import image_size_problem
 
         for phase in ("pretrain", "finetune"):
             size = getattr(self, phase).image_size or (224 if phase == "pretrain" else 448)

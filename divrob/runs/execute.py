@@ -1,7 +1,7 @@
 """The body of one job: pre-train on the run's manifest (unless scratch), then fine-tune on the
 downstream task with a new head, evaluating every epoch. Resumes from the run's checkpoints.
 
-Run under torchrun (see divrob.train.ddp_entry), every rank calls `execute_run`; rank 0 alone
+Run under torchrun (see divrob.runs.ddp_entry), every rank calls `execute_run`; rank 0 alone
 writes the run directory, the others follow the same steps on their share of each batch."""
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ def pick_device(ws: Workspace, dist=None):
     if dist is not None and dist.active and torch.cuda.is_available() and want in ("auto", "cuda"):
         torch.cuda.set_device(dist.local_rank)  # one GPU per rank
         return torch.device("cuda", dist.local_rank)
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"compute.device = {want!r} in {ws.config_path}, but no CUDA device is visible")
-    return torch.device(want)
+    from divrob.devices import resolve_device
+
+    return resolve_device(want, where=f"compute.device in {ws.config_path}")
 
 
 def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
@@ -110,7 +108,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
-        train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, rundir=rd,
+        train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, recorder=rd,
                     seed=spec.seed, device=device, reporter=reporter, label=label, dist=dist)
         if dist.is_main:
             save_checkpoint(pretrained_path, {"model": model.cpu().state_dict()})
@@ -130,5 +128,5 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
             model.load_state_dict(state["model"])
         replace_head(model, num_classes, seed=spec.seed + 1)
     rd.log(f"finetune: {spec.arch} on {spec.downstream} ({int(data.train.valid.sum())} images)")
-    train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, rundir=rd,
+    train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, recorder=rd,
                 seed=spec.seed + 1, device=device, reporter=reporter, label=label, dist=dist)

@@ -22,8 +22,8 @@ from typing import Any, Iterator
 
 from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
 from divrob.runs.spec import RunSpec
+from divrob.states import STATES
 
-STATES = ("queued", "running", "finished", "failed", "cancelled")
 PROGRESS_KEYS = ("phase", "epoch", "epochs", "step", "steps_per_epoch", "images_per_s")
 
 

@@ -25,7 +25,7 @@ class RunSpec:
     pretrain: PhaseConfig | None = None
 
     def __post_init__(self) -> None:
-        from divrob.train.archs import image_size_problem
+        from divrob.archs import image_size_problem
 
         for phase, cfg in (("pretrain", self.pretrain), ("finetune", self.finetune)):
             problem = cfg is not None and image_size_problem(self.arch, cfg.image_size)

@@ -23,7 +23,7 @@ from divrob.bundled import bundled
 from divrob.errors import SourceError
 from divrob.fileio import atomic_path, write_json_atomic
 from divrob.progress import SILENT, Reporter
-from divrob.sources.demo_shapes import check_existing
+from divrob.sources.generated import check_existing
 
 PARAMS_FILE = "diffusion.json"
 INDEX_FILE = "diffusion_index.parquet"
@@ -141,7 +141,7 @@ def generate_diffusion(
     """
     import torch
 
-    from divrob.sources.fractal_render import resolve_device
+    from divrob.devices import resolve_device
 
     root = Path(root)
     if batch < 1:

@@ -73,14 +73,6 @@ def weight_variants(step: float = 0.1) -> np.ndarray:
     return np.stack(rows)
 
 
-def resolve_device(device: str | None = "auto"):
-    import torch
-
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def uniforms(seed_words: list[int], shape: tuple[int, ...], device, out=None) -> "torch.Tensor":
     """Uniform [0, 1) float32 numbers reproducible from seed_words (written into `out` if given).
 

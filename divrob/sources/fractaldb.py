@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from divrob.devices import resolve_device
 from divrob.errors import SourceError
 from divrob.fileio import atomic_dir, write_json_atomic
 from divrob.progress import SILENT, Reporter
 from divrob.sources import fractal_render as fr
-from divrob.sources.demo_shapes import check_existing
+from divrob.sources.generated import check_existing
 
 PARAMS_FILE = "fractaldb.json"
 CATEGORY_FILE = "ifs.json"
@@ -117,7 +118,7 @@ def generate_fractaldb(
     if check_existing(root, PARAMS_FILE, params, "fractaldb"):
         root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(root / PARAMS_FILE, params | {"complete": False})
-    dev = fr.resolve_device(device)
+    dev = resolve_device(device)
     batch = batch or (50 if dev.type == "cpu" else 250)
     render_workers = (os.cpu_count() or 1) if dev.type == "cpu" else 1
     todo = [k for k in (categories_subset or range(params["categories"]))

@@ -68,7 +68,6 @@ def _migrate(con) -> None:
 @contextmanager
 def write_connection(path: Path) -> Iterator:
     """The manager's connection: one transaction, committed on success, rolled back on error."""
-    import duckdb
 
     con = _connect(path, read_only=False)
     try:

@@ -1,33 +1,9 @@
-"""torchvision architectures by name, with their classification head swapped for our classes.
-
-This module must stay importable without torch (recipe validation uses ARCHS).
-"""
+"""torchvision architectures by name (the catalogue is `divrob.archs`), with their classification
+head swapped for our classes."""
 
 from __future__ import annotations
 
-ARCHS: dict[str, str] = {
-    "resnet18": "ResNet-18",
-    "resnet34": "ResNet-34",
-    "resnet50": "ResNet-50",
-    "resnet101": "ResNet-101",
-    "resnext50_32x4d": "ResNeXt-50 32x4d",
-    "densenet121": "DenseNet-121",
-    "alexnet": "AlexNet",
-    "mobilenet_v3_small": "MobileNetV3-Small",
-    "mobilenet_v3_large": "MobileNetV3-Large",
-}
-
-# The smallest square input each architecture accepts (measured with torchvision): below it a
-# pooling layer gets an empty feature map. Architectures not listed accept any recipe size.
-MIN_IMAGE_SIZE: dict[str, int] = {"alexnet": 63, "densenet121": 29}
-
-
-def image_size_problem(arch: str, size: int) -> str | None:
-    """Why `arch` cannot train at `size` px, or None if it can (torch-free, for validation)."""
-    need = MIN_IMAGE_SIZE.get(arch, 1)
-    if size < need:
-        return f"{ARCHS.get(arch, arch)} needs image_size >= {need} px (got {size}); raise image_size"
-    return None
+from divrob.archs import ARCHS
 
 
 def build_model(arch: str, num_classes: int):

@@ -44,18 +44,6 @@ class BenchResult:
         ]
 
 
-def resolve_device(want: str):
-    import torch
-
-    from divrob.errors import RunError
-
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"--device {want}: no CUDA device is visible; use --device cpu")
-    return torch.device(want)
-
-
 def _sync(device) -> None:
     import torch
 
@@ -116,11 +104,11 @@ def end_to_end(arch: str, res: int, batch: int, steps: int, device, workdir: Pat
     """(training img/s of a warm epoch through train_phase, one-time decode img/s)."""
     import torch
 
-    from divrob.runs.rundir import RunDir
     from divrob.train.archs import build_model
     from divrob.train.config import pretrain_config
     from divrob.train.data import decode_images
     from divrob.train.loop import PhaseData, train_phase
+    from divrob.train.recorder import MemoryRecorder
 
     n = batch * steps
     paths, labels = write_synthetic_jpegs(workdir / "images", n, res)
@@ -129,26 +117,27 @@ def end_to_end(arch: str, res: int, batch: int, steps: int, device, workdir: Pat
     decode_rate = n / (time.perf_counter() - t0)
     cfg = pretrain_config(arch, {"epochs": 2, "batch_size": batch, "image_size": res, "compile": compile,
                                  "checkpoint_minutes": 1e9})
-    rd = RunDir(workdir / "run")
-    rd.checkpoints.mkdir(parents=True, exist_ok=True)
+    rec = MemoryRecorder(workdir / "checkpoints")
     torch.manual_seed(0)
     model = build_model(arch, 1000)  # the head model_bound() times
     # epoch 1 warms up (allocator, cudnn autotuning, compilation); epoch 2 is the figure
     train_phase(phase="pretrain", model=model, cfg=cfg, data=PhaseData(train=train, augment=True),
-                rundir=rd, seed=0, device=device, reporter=reporter, label="bench")
-    return float(rd.events()[-1]["images_per_s"]), decode_rate
+                recorder=rec, seed=0, device=device, reporter=reporter, label="bench")
+    return float(rec.epochs[-1]["images_per_s"]), decode_rate
 
 
 def bench_train(arch: str, res: int, batch: int | None = None, steps: int | None = None, device: str = "auto",
                 compile: bool = False, reporter: Reporter = SILENT) -> BenchResult:
     from divrob.errors import RunError
-    from divrob.train.archs import ARCHS, image_size_problem
+    from divrob.archs import ARCHS, image_size_problem
 
     if arch not in ARCHS:
         raise RunError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
     problem = image_size_problem(arch, res)
     if problem:
         raise RunError(f"--res: {problem}")
+    from divrob.devices import resolve_device
+
     dev = resolve_device(device)
     on_cuda = dev.type == "cuda"
     if on_cuda:

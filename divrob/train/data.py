@@ -104,13 +104,6 @@ def batch_order(valid: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.n
     return idx
 
 
-def to_tensor(images_u8: np.ndarray, device):
-    """uint8 NHWC → normalised float NCHW on `device` (channels_last memory format)."""
-    import torch
-
-    return normalize(torch.from_numpy(images_u8).to(device, non_blocking=True))
-
-
 def normalize(x_u8):
     """uint8 NHWC tensor → ImageNet-normalised float NCHW, on the tensor's device. NHWC viewed as
     NCHW already has channels_last strides, so no copy is needed for the layout."""
@@ -120,12 +113,6 @@ def normalize(x_u8):
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-def random_resized_crop_flip(x, generator, min_scale: float = 0.08):
-    """Batched RandomResizedCrop (scale [min_scale, 1], ratio [3/4, 4/3]) and horizontal flip,
-    as one affine grid sample, so augmentation runs wherever the batch lives (CPU or GPU)."""
-    return apply_affine(x, augment_theta(x.shape[0], generator, min_scale))
 
 
 def augment_theta(b: int, generator, min_scale: float = 0.08):

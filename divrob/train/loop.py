@@ -11,12 +11,12 @@ import numpy as np
 
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
-from divrob.runs.rundir import RunDir
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
 from divrob.train.data import DecodedImages, apply_affine, augment_theta, batch_order, normalize
 from divrob.train.distributed import Dist
 from divrob.train.loader import stream_batches, steps_per_epoch
+from divrob.train.recorder import PhaseRecorder
 from divrob.train.metrics import classification_metrics
 from divrob.train.state import check_order, make_checkpoint, restore_checkpoint, restore_rng
 
@@ -75,7 +75,7 @@ def evaluate(model, data: DecodedImages, device, batch_size: int = 256, dist: Di
     return classification_metrics(preds, labels)
 
 
-def _wrap(model, cfg: PhaseConfig, device, dist: Dist, rundir: RunDir):
+def _wrap(model, cfg: PhaseConfig, device, dist: Dist, recorder: PhaseRecorder):
     """The module the steps call: DDP across ranks, then torch.compile if asked (CUDA only)."""
     import torch
 
@@ -88,7 +88,7 @@ def _wrap(model, cfg: PhaseConfig, device, dist: Dist, rundir: RunDir):
         if device.type == "cuda":
             net = torch.compile(net)
         else:
-            rundir.log("compile: ignored on CPU (it only pays off on CUDA)")
+            recorder.log("compile: ignored on CPU (it only pays off on CUDA)")
     return net
 
 
@@ -110,7 +110,7 @@ def train_phase(
     model,
     cfg: PhaseConfig,
     data: PhaseData,
-    rundir: RunDir,
+    recorder: PhaseRecorder,
     seed: int,
     device,
     reporter: Reporter = SILENT,
@@ -121,7 +121,7 @@ def train_phase(
 
     model.to(device).to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, cfg)
-    ckpt_path = rundir.checkpoints / "last.pt"
+    ckpt_path = recorder.checkpoints / "last.pt"
     resume = restore_checkpoint(load_checkpoint(ckpt_path), phase, model, opt, sched)
     if resume is None:
         torch.manual_seed(seed)
@@ -130,14 +130,14 @@ def train_phase(
         start_epoch, start_step = resume.epoch, resume.step
         if start_step == 0 and resume.rng:
             restore_rng(resume.rng, None)
-        rundir.log(f"{phase}: resuming at epoch {start_epoch} step {start_step}")
+        recorder.log(f"{phase}: resuming at epoch {start_epoch} step {start_step}")
 
     n_train = int(data.train.valid.sum())
     if n_train == 0:
         raise RunError(f"{phase}: no readable training images")
     steps = steps_per_epoch(n_train, cfg.batch_size, dist.world)
     skipped = data.train.n_skipped + sum(d.n_skipped for d in data.evals.values())
-    net = _wrap(model, cfg, device, dist, rundir)
+    net = _wrap(model, cfg, device, dist, recorder)
     loss_fn = torch.nn.CrossEntropyLoss()
     on_cuda = device.type == "cuda"
     task = reporter.task(f"{label} {phase}", total=cfg.epochs * steps)
@@ -203,7 +203,7 @@ def train_phase(
                         sums.copy_(total)
                     last_ckpt = now
                 if dist.is_main and now - last_status >= STATUS_EVERY_S:
-                    rundir.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=b.step + 1,
+                    recorder.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=b.step + 1,
                                         steps_per_epoch=steps, images_per_s=round(status_images / (now - last_status), 1))
                     last_status, status_images = now, 0
             _check_finite(pending, phase, cfg)
@@ -218,12 +218,12 @@ def train_phase(
                     metrics[split] = evaluate(model, split_data, device, dist=dist)
                 except torch.cuda.OutOfMemoryError:
                     raise oom_error(phase, cfg, f"evaluating {split}") from None
-            rundir.append_epoch(phase, epoch, metrics, images_per_s=seen / train_seconds, skipped_images=skipped)
+            recorder.append_epoch(phase, epoch, metrics, images_per_s=seen / train_seconds, skipped_images=skipped)
             checkpoint(epoch, 0, [0.0, 0.0, 0.0], 0.0, None, None)
             last_ckpt = time.monotonic()
             if dist.is_main:
-                rundir.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=steps,
+                recorder.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=steps,
                                     steps_per_epoch=steps, images_per_s=round(seen / train_seconds, 1))
-            rundir.log(f"{phase}: epoch {epoch}/{cfg.epochs} loss {loss_sum / seen:.4f} ({seen / train_seconds:.0f} img/s)")
+            recorder.log(f"{phase}: epoch {epoch}/{cfg.epochs} loss {loss_sum / seen:.4f} ({seen / train_seconds:.0f} img/s)")
     finally:
         task.close()

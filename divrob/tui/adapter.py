@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from divrob.errors import DivrobError
+from divrob.analysis import TRANSFORMS
 from divrob.progress import SILENT, Reporter
 
-TRANSFORMS = ("probit", "logit", "linear")
 TABLE_FORMATS = (".csv", ".parquet")
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 N_BOOT = 300  # interactive bootstrap: ~3x faster than the CLI's 1000, bands as stable to the eye

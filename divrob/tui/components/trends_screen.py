@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Select, SelectionList
 from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
-from divrob.tui.adapter import TRANSFORMS
+from divrob.analysis import TRANSFORMS
 from divrob.tui.components.base import Done, StoreScreen
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt

@@ -1,6 +1,6 @@
 """Entry point for one run across the GPUs of a node:
 
-    torchrun --standalone --nproc_per_node=NGPU -m divrob.train.ddp_entry WORKSPACE/runs/RUN_ID
+    torchrun --standalone --nproc_per_node=NGPU -m divrob.runs.ddp_entry WORKSPACE/runs/RUN_ID
 
 The run directory (with its spec.json, as the scheduler creates it) names the run; its
 workspace is the directory two levels up. Every rank calls the same `execute_run`; rank 0
@@ -36,7 +36,7 @@ def run_dir_main(run_dir: str | Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m divrob.train.ddp_entry RUN_DIR", file=sys.stderr)
+        print("usage: python -m divrob.runs.ddp_entry RUN_DIR", file=sys.stderr)
         return 2
     try:
         return run_dir_main(argv[0])

@@ -1,0 +1,20 @@
+"""Which torch device to compute on: one rule for runs, generators and benchmarks."""
+
+from __future__ import annotations
+
+from divrob.errors import DivrobError
+
+
+def resolve_device(want: str | None = "auto", *, where: str = "--device"):
+    """`auto` (or empty) is CUDA when a GPU is visible, else the CPU; `cuda[:N]` without a visible
+    GPU is an error that names the setting (`where`) to change."""
+    import torch
+
+    if want in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(want).startswith("cuda") and not torch.cuda.is_available():
+        raise DivrobError(f"{where} = {want!r}, but no CUDA device is visible; use 'cpu' or 'auto'")
+    try:
+        return torch.device(want)
+    except RuntimeError:
+        raise DivrobError(f"{where} = {want!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
