@@ -1,4 +1,4 @@
-"""`divrob recipes validate|show|build`."""
+"""`divrob recipes list|validate|show|build`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,20 @@ from divrob.cli.common import WorkspaceOpt, console
 
 app = typer.Typer(help="Validate, inspect and build recipes.", no_args_is_help=True)
 
-FileArg = Annotated[Path, typer.Argument(help="A recipe .toml file.")]
+FileArg = Annotated[Path, typer.Argument(help="A recipe .toml file, or a bundled recipe's name (see `divrob recipes list`).")]
+
+
+@app.command("list")
+def list_() -> None:
+    """The recipes shipped with divrob, by the name any recipe argument accepts."""
+    from divrob.bundled import bundled_recipes
+
+    for name in bundled_recipes():
+        console.print(name, highlight=False)
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml files.")]) -> None:
+def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml files or bundled recipe names.")]) -> None:
     """Check recipes against the schema; the first error names the file, the field and the reason."""
     from divrob.recipes.load import load_recipe
 

@@ -69,9 +69,10 @@ def _first_error(e: ValidationError) -> tuple[str, str]:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    path = Path(path)
-    if not path.exists():
-        raise RecipeError(path, "", "no such file")
+    """A recipe from a file, or a bundled recipe by name (`paper/fig04-quantity-imagenet`)."""
+    from divrob.bundled import resolve_recipe
+
+    path = resolve_recipe(path)
     if path.is_dir():
         raise RecipeError(path, "", "is a directory, expected a .toml recipe file")
     text = path.read_text()
