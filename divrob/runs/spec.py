@@ -9,7 +9,11 @@ from divrob.errors import RunError
 from divrob.fileio import short_hash
 from divrob.train.config import PhaseConfig
 
-SPEC_VERSION = 1
+# 2: the data path follows its references (whole frames: WILDS's Resize((S, S)) for fine-tuning
+# and evaluation, RandomResizedCrop over the whole original image for pre-training; version 1
+# centre-cropped both), and precision is a setting. Runs trained before saw other pixels, so
+# their ids must not match new specs.
+SPEC_VERSION = 2
 # Settings that change speed, never results, stay out of the run id.
 _NOT_IDENTITY = ("workers", "compile", "checkpoint_minutes")
 
@@ -76,4 +80,6 @@ class RunSpec:
 def _phase_identity(cfg: PhaseConfig | None) -> dict[str, Any] | None:
     if cfg is None:
         return None
-    return {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
+    d["decode_size"] = cfg.train_decode_size  # the default and its explicit value: one run
+    return d

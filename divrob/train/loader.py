@@ -1,9 +1,9 @@
 """Batches from the decode cache to the device, prepared one step ahead in a background thread.
 
 The thread gathers each batch's rows from the memory-mapped uint8 cache straight into a (pinned,
-on CUDA) tensor, so the host-to-device copy is asynchronous and moves bytes, not floats;
-normalisation and augmentation then run on the device. The thread only releases the GIL-free
-numpy copy, so it overlaps with the model's step on CPU and GPU alike.
+on CUDA) tensor, so the host-to-device copy is asynchronous and moves bytes, not floats; crops,
+resizing and normalisation then run on the device (divrob.train.inputs). The thread's work is
+a numpy copy that releases the GIL, so it overlaps with the model's step on CPU and GPU alike.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ _DONE = object()
 @dataclass
 class Batch:
     step: int
-    images: object  # torch.uint8 (b, S, S, 3): this rank's rows, pinned when feeding CUDA
+    images: object  # torch.uint8 (b, C, C, 3): this rank's rows of cached frames, pinned when feeding CUDA
     labels: object  # torch.int64 (b,)
     rows: slice  # this rank's rows within the global batch
     global_size: int
+    sizes: np.ndarray  # (global_size, 2) original (width, height) of every row of the global batch
 
 
 def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
@@ -75,7 +76,7 @@ def stream_batches(
                 sel = np.sort(order[step * batch_size:(step + 1) * batch_size])
                 rows = dist.shard(len(sel))
                 x, y = _gather(data.images, data.labels, sel[rows], pin)
-                if not put(Batch(step, x, y, rows, len(sel))):
+                if not put(Batch(step, x, y, rows, len(sel), data.sizes[sel])):
                     return
             put(_DONE)
         except BaseException as e:  # hand the error to the consumer instead of dying silently
