@@ -33,3 +33,10 @@ def resolve_precision(want: str, device_type: str) -> str:
     if want == "auto":
         return "bf16" if device_type == "cuda" else "fp32"
     return want
+
+
+def precision_label(want: str) -> str:
+    """A precision setting as a plan shows it: `auto` says what it becomes where."""
+    if want != "auto":
+        return want
+    return f"auto ({resolve_precision(want, 'cuda')} on CUDA, {resolve_precision(want, 'cpu')} on CPU)"

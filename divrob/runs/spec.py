@@ -83,3 +83,16 @@ def _phase_identity(cfg: PhaseConfig | None) -> dict[str, Any] | None:
     d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
     d["decode_size"] = cfg.train_decode_size  # the default and its explicit value: one run
     return d
+
+
+def precision_summary(specs) -> str:
+    """Each phase's precision over a set of specs, e.g. for `study plan`:
+    "pretrain auto (bf16 on CUDA, fp32 on CPU), finetune fp16"."""
+    from divrob.devices import precision_label
+
+    by_phase: dict[str, set[str]] = {}
+    for spec in specs:
+        for phase, cfg in (("pretrain", spec.pretrain), ("finetune", spec.finetune)):
+            if cfg is not None:
+                by_phase.setdefault(phase, set()).add(cfg.precision)
+    return ", ".join(f"{phase} {' / '.join(precision_label(p) for p in sorted(ps))}" for phase, ps in by_phase.items())

@@ -17,11 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from divrob.progress import SILENT, Reporter
 
-PHASES = ("pretrain", "finetune")
+PHASES = ("pretrain", "finetune")  # the CLI's choices (this module is imported without numpy or torch)
 
 
 @dataclass(frozen=True)
@@ -109,9 +107,10 @@ def model_bound(arch: str, cfg, steps: int, device, warmup: int = 3) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def write_synthetic_jpegs(root: Path, n: int, width: int, height: int, classes: int = 10) -> tuple[list[Path], np.ndarray]:
+def write_synthetic_jpegs(root: Path, n: int, width: int, height: int, classes: int = 10):
     """n smooth random-colour JPEGs of width x height, with some texture so they compress like
-    photos rather than flat colour."""
+    photos rather than flat colour; their paths and (numpy) labels."""
+    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)

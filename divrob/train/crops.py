@@ -35,6 +35,13 @@ class Crops:
         return len(self.boxes)
 
 
+def epoch_generator(seed: int, epoch: int):
+    """The CPU generator of an epoch's crops (its state is checkpointed mid-epoch)."""
+    import torch
+
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
 def draw_crops(sizes, generator, scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = RATIO,
                flip: bool = True) -> Crops:
     """One RandomResizedCrop box (and flip) per row of `sizes`, an (n, 2) array of original

@@ -28,7 +28,8 @@ class Batch:
     labels: object  # torch.int64 (b,)
     rows: slice  # this rank's rows within the global batch
     global_size: int
-    sizes: np.ndarray  # (global_size, 2) original (width, height) of every row of the global batch
+    indices: np.ndarray  # (global_size,) the dataset rows of the global batch, in batch order
+    sizes: np.ndarray  # (global_size, 2) their original (width, height)
 
 
 def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
@@ -76,7 +77,7 @@ def stream_batches(
                 sel = np.sort(order[step * batch_size:(step + 1) * batch_size])
                 rows = dist.shard(len(sel))
                 x, y = _gather(data.images, data.labels, sel[rows], pin)
-                if not put(Batch(step, x, y, rows, len(sel), data.sizes[sel])):
+                if not put(Batch(step, x, y, rows, len(sel), sel, data.sizes[sel])):
                     return
             put(_DONE)
         except BaseException as e:  # hand the error to the consumer instead of dying silently

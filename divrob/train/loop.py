@@ -13,6 +13,7 @@ from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
+from divrob.train.crops import epoch_generator
 from divrob.train.data import DecodedImages, batch_order
 from divrob.train.distributed import Dist
 from divrob.train.inputs import model_inputs
@@ -165,7 +166,7 @@ def train_phase(
         for epoch in range(start_epoch, cfg.epochs + 1):
             model.train()
             order = batch_order(data.train.valid, seed, epoch, shuffle=True)
-            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            gen = epoch_generator(seed, epoch)
             # [loss sum, correct, seen] on the device: adding to them never syncs with the CPU
             sums = torch.zeros(3, dtype=torch.float64, device=device)
             seconds_before = 0.0
