@@ -50,3 +50,7 @@ def test_ddp_shards_cover_each_global_batch_once():
         expected = data.images[np.sort(order[step * 4:(step + 1) * 4])]
         assert np.array_equal(together, expected)
         assert a.global_size == b.global_size == len(expected) and a.rows.stop == b.rows.start
+    # copying each batch with several threads gives the same batches
+    threaded = list(stream_batches(data, 4, order, threads=3))
+    assert [t.images.numpy().tobytes() for t in threaded] == [
+        data.images[np.sort(order[s * 4:(s + 1) * 4])].tobytes() for s in range(3)]

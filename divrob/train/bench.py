@@ -12,6 +12,7 @@ without a model: the rate the data path could feed.
 
 from __future__ import annotations
 
+import io
 import tempfile
 import time
 from dataclasses import dataclass
@@ -107,9 +108,10 @@ def model_bound(arch: str, cfg, steps: int, device, warmup: int = 3) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def write_synthetic_jpegs(root: Path, n: int, width: int, height: int, classes: int = 10):
-    """n smooth random-colour JPEGs of width x height, with some texture so they compress like
-    photos rather than flat colour; their paths and (numpy) labels."""
+def write_synthetic_jpegs(root: Path, n: int, width: int, height: int, classes: int = 10, distinct: int = 64):
+    """n JPEG files of width x height: smooth random colours with some texture, so they
+    compress like photos rather than flat colour; their paths and (numpy) labels. Only
+    `distinct` images are rendered (the rest repeat their bytes): every file is still decoded."""
     import numpy as np
     from PIL import Image
 
@@ -117,13 +119,17 @@ def write_synthetic_jpegs(root: Path, n: int, width: int, height: int, classes: 
     root.mkdir(parents=True, exist_ok=True)
     rx = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
     ry = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-    paths, labels = [], rng.integers(0, classes, n)
+    paths, labels, bodies = [], rng.integers(0, classes, n), []
     for i in range(n):
-        c0, c1, c2 = rng.integers(0, 256, (3, 3)).astype(np.float32)
-        img = c0 * (1 - rx) * (1 - ry) + c1 * rx + c2 * ry * (1 - rx)
-        img += rng.normal(0, 12, (height, width, 1)).astype(np.float32)
+        if i < distinct:
+            c0, c1, c2 = rng.integers(0, 256, (3, 3)).astype(np.float32)
+            img = c0 * (1 - rx) * (1 - ry) + c1 * rx + c2 * ry * (1 - rx)
+            img += rng.normal(0, 12, (height, width, 1)).astype(np.float32)
+            buf = io.BytesIO()
+            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+            bodies.append(buf.getvalue())
         p = root / f"{i:06d}.jpg"
-        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(p, quality=90)
+        p.write_bytes(bodies[i % distinct])
         paths.append(p)
     return paths, labels
 
@@ -148,7 +154,7 @@ def data_path_rate(data, cfg, device) -> float:
         gen = torch.Generator().manual_seed(seed)
         order = batch_order(data.valid, seed, 1, shuffle=True)
         n = 0
-        for b in stream_batches(data, cfg.batch_size, order, pin=device.type == "cuda"):
+        for b in stream_batches(data, cfg.batch_size, order, pin=device.type == "cuda", threads=cfg.workers):
             model_inputs(b, cfg.image_size, device, augment=cfg.augment, generator=gen, crop_scale=cfg.crop_scale)
             n += len(b.labels)
         _sync(device)

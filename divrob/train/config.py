@@ -27,7 +27,7 @@ class PhaseConfig:
     decode_size: int | None = None
     precision: str = "auto"  # bf16 | fp16 | fp32; auto: bf16 on CUDA, fp32 on CPU (divrob.devices)
     # Settings below change speed or bookkeeping, never results: they stay out of the run id.
-    workers: int = 2
+    workers: int = 4  # threads copying each batch out of the cache
     compile: bool = False  # torch.compile the model (CUDA only; minutes of warm-up)
     checkpoint_minutes: float = 10.0  # also checkpoint inside an epoch this often; 0 = every step
 

@@ -14,17 +14,29 @@ then ToTensor's /255 and ImageNet's Normalize, in channels_last.
 
 from __future__ import annotations
 
+import functools
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize(x):
-    """Float NCHW in 0..255 → ImageNet-normalised float NCHW (channels_last), on x's device."""
+@functools.lru_cache(maxsize=8)
+def _scale_shift(device):
+    """(1 / (255 std), -mean / std) as (1, 3, 1, 1) tensors on `device`, made once per device
+    (a fresh copy to the GPU every step could make the CPU wait for it)."""
     import torch
 
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return ((x / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    return (1 / (255 * std)).view(1, 3, 1, 1).to(device), (-mean / std).view(1, 3, 1, 1).to(device)
+
+
+def normalize(x):
+    """Float NCHW in 0..255 → ImageNet-normalised float NCHW (channels_last), on x's device:
+    ToTensor's /255, then Normalize(mean, std)."""
+    import torch
+
+    scale, shift = _scale_shift(x.device)
+    return torch.addcmul(shift, x, scale).contiguous(memory_format=torch.channels_last)
 
 
 def denormalize(x):

@@ -179,7 +179,8 @@ def train_phase(
                 seconds_before = resume.train_seconds
             t0 = time.perf_counter()
             pending = None
-            for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda):
+            for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda,
+                                    threads=cfg.workers):
                 # crops are drawn for the global batch on every rank, each keeps its rows
                 x = model_inputs(b, cfg.image_size, device, augment=cfg.augment, generator=gen,
                                  crop_scale=cfg.crop_scale)
@@ -197,8 +198,11 @@ def train_phase(
                 _check_finite(pending, phase, cfg)
                 pending = (loss.detach(), epoch, b.step)
                 n = len(b.labels)
-                sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
-                                     torch.tensor(float(n), dtype=torch.float64, device=device)])
+                # in place, with a Python number for the count: a tensor made from it on the CPU
+                # would be copied to the GPU and make the CPU wait for the step it just queued
+                sums[0] += loss.detach().double() * n
+                sums[1] += (logits.argmax(1) == y).sum()
+                sums[2] += n
                 task.advance()
                 status_images += n * dist.world
                 now = time.monotonic()
