@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from divrob.cli import app
 from divrob.devices import resolve_precision
-from divrob.errors import DivrobError
+from divrob.errors import DivrobError, RunError
 from divrob.runs.spec import RunSpec
 from divrob.train.archs import build_model
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
@@ -53,7 +53,7 @@ def test_precision_is_a_recipe_setting_shown_by_the_plan(tmp_path):
     assert res.exit_code == 2 and "precision" in res.output and "fp16" in res.output
 
 
-def test_precision_is_part_of_the_run_id():
+def test_precision_is_part_of_the_run_id_and_old_specs_are_refused():
     def spec(precision: str) -> RunSpec:
         return RunSpec(arch="resnet18", seed=0, downstream="camtrap-sim",
                        finetune=finetune_config("resnet18", {"precision": precision}))
@@ -61,6 +61,10 @@ def test_precision_is_part_of_the_run_id():
     ids = {p: spec(p).run_id for p in ("auto", "bf16", "fp16", "fp32")}
     assert len(set(ids.values())) == 4
     assert RunSpec.from_dict(spec("fp16").to_dict()).run_id == ids["fp16"]
+    # a run planned before the data path changed is never resumed with other pixels
+    old = {**spec("auto").to_dict(), "version": 1}
+    with pytest.raises(RunError, match="spec version 1 .* cannot be resumed"):
+        RunSpec.from_dict(old)
 
 
 def test_auto_is_bf16_on_cuda_and_fp32_on_cpu():

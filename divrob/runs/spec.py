@@ -65,6 +65,15 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        """A spec as `to_dict` wrote it; one of an older SPEC_VERSION is refused, since running it
+        now would feed other pixels than the run it names was trained on."""
+        version = d.get("version", 1)
+        if version != SPEC_VERSION:
+            raise RunError(
+                f"run {d.get('run_id', '?')} was planned by spec version {version} (this divrob: "
+                f"{SPEC_VERSION}, whose data path differs); it cannot be resumed: `divrob study run` "
+                f"plans new runs, and its directory can be deleted"
+            )
         pre = d.get("pretrain")
         return cls(
             arch=d["arch"],

@@ -15,24 +15,32 @@ device, per batch (divrob.train.inputs):
   = 127 cached pixels for S = 224: about the resolution torchvision's crop of a 500 x 375
   ImageNet original has (122 px), so small crops are not upsampled more than the reference does.
 
-Why this format (bytes per image, and what it costs to turn them into model input):
+Why this format. Bytes per image and the rate of turning them into model input, measured by
+`benchmarks/bench_train_cache.py` on real 640 x 427 and 512 x 600 photos (CPU figures from a
+2-core machine under load: lower bounds; GPU figures: `benchmarks/gpu_suite.sh`):
 
-| cache                          | bytes/image       | turned into model input                        |
-|--------------------------------|-------------------|------------------------------------------------|
-| uint8 square C = 2S = 448      | 602,112           | gather + copy + 2 batched matmuls on the GPU   |
-| uint8 square C = S = 224       | 150,528           | same; small crops upsampled up to 3.5x         |
-| JPEG (q 90) of the 448 square  | ~50-90 k (photos) | PIL decode ~150-300 img/s per core; nvJPEG     |
-|                                |                   | ~10k img/s, but on the GPU the model needs     |
-| the original JPEGs             | ~110 k (ImageNet) | decode + crop per image, ~360 img/s per core   |
+| cache                           | bytes/image | into model input                                   |
+|---------------------------------|-------------|----------------------------------------------------|
+| uint8 square C = 2S = 448       | 602,112     | gather 1,300-2,800 img/s per thread, then a copy   |
+| (divrob's default)              |             | to the GPU and two batched matmuls there           |
+| uint8 square C = S = 224        | 150,528     | same, 4x fewer bytes; small crops upsampled        |
+|                                 |             | up to 3.5x and blurred (mean error 2.7-6.6 levels) |
+| JPEG q90 of the 448 square      | ~51,000     | PIL decode 1,000-1,800 img/s per core; JPEG loss   |
+| the original JPEG               | ~78,000     | PIL decode + RandomResizedCrop 290-590 img/s/core  |
 
-The raw square costs disk and page cache (ImageNet-1k at C = 448: 771 GB; at C = 256: 252 GB)
-but turns into model input at memory speed: the loader thread gathers rows with one numpy copy,
-the copy to the GPU moves uint8, and the crop-and-resize is two small matmuls per batch, a few
-percent of a ResNet-50 step. A JPEG cache is 7-10x smaller, but decoding it needs either ~20
-CPU cores per GPU (PIL) or GPU time the model would otherwise use (nvJPEG decodes ~10k img/s on
-an H200, against 4.7-6.8k img/s for ResNet-50 training): end-to-end would fall well below the
-0.9 of model-bound that DESIGN.md asks. `decode_size` (a recipe's phase key) trades bytes for
-resolution of small crops; `benchmarks/gpu_suite.sh` measures the images/s.
+Against torchvision's crops of the original photos, the 448 square's crops differ by 1.0-2.9
+grey levels on average (re-saving the photos as quality-75 JPEGs changes them by 1.2-2.7), the
+224 square's by 2.7-6.6.
+
+The raw square costs disk and page cache (ImageNet-1k at C = 448: 771 GB; at C = 256: 252 GB;
+iWildCam's 203k frames at 448: 122 GB) but costs no CPU decode at all: gathering a batch is a
+memory copy split over the phase's `workers` threads, the copy to the GPU moves uint8, and the
+crop-and-resize is a few percent of a ResNet-50 step. Its fine-tuning input is WILDS's bit for
+bit. A JPEG cache of the same squares is 12x smaller and would need ~4-7 CPU cores per GPU
+decoding to feed ResNet-50 (4.7-6.8k img/s on an H200), or GPU time for nvJPEG (~10k img/s on
+an H200, time the model then does not get), and it adds its own compression error. The original
+JPEGs (the reference recipe's loader) need ~12-25 cores per GPU. `decode_size` (a recipe's phase
+key) trades bytes against the resolution of small crops.
 """
 
 from __future__ import annotations
