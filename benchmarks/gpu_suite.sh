@@ -55,13 +55,14 @@ if [ "$mode" = gpu ]; then
   section 150 "demo wall time (divrob demo, fresh workspace)" \
     $PY -m divrob demo -w "$work/demo"
 else
-  section 120 "ResNet-18 @ 32, pre-training input (CPU, toy size)" \
+  # generous limits: a shared CPU machine can be slow; these only stop a hung section
+  section 300 "ResNet-18 @ 32, pre-training input (CPU, toy size)" \
     $PY -m divrob bench train --arch resnet18 --res 32 --phase pretrain --batch 16 --steps 4 --device cpu
-  section 120 "ResNet-18 @ 64, fine-tuning input (CPU, toy size)" \
+  section 300 "ResNet-18 @ 64, fine-tuning input (CPU, toy size)" \
     $PY -m divrob bench train --arch resnet18 --res 64 --phase finetune --batch 8 --steps 4 --device cpu
-  section 60 "decode-cache formats (bytes/image, images/s; CPU)" \
+  section 300 "decode-cache formats (bytes/image, images/s; CPU)" \
     $PY benchmarks/bench_train_cache.py --device cpu --side 128 --out-size 64 --batch 32
-  section 120 "FractalDB @ 362 px (CPU, few points)" \
+  section 300 "FractalDB @ 362 px (CPU, few points)" \
     $PY benchmarks/bench_fractaldb.py --points 20000 --batch 4 --repeats 2
   if [ "${DEMO:-0}" = 1 ]; then
     section 900 "demo wall time (divrob demo, fresh workspace)" $PY -m divrob demo -w "$work/demo"
