@@ -1,4 +1,5 @@
-"""Which torch device to compute on: one rule for runs, generators and benchmarks."""
+"""Which torch device to compute on, and at which precision: one rule for runs, generators and
+benchmarks."""
 
 from __future__ import annotations
 
@@ -18,3 +19,24 @@ def resolve_device(want: str | None = "auto", *, where: str = "--device"):
         return torch.device(want)
     except RuntimeError:
         raise DivrobError(f"{where} = {want!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
+# A phase's `precision` setting; "auto" is decided where the phase runs (see resolve_precision).
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def resolve_precision(want: str, device_type: str) -> str:
+    """`auto` is bf16 autocast on CUDA (tensor cores, no loss scaling needed) and fp32 on the CPU
+    (where autocast is slower than fp32 for most layers); anything else is taken as asked."""
+    if want not in PRECISIONS:
+        raise DivrobError(f"precision = {want!r}: choose from {', '.join(PRECISIONS)}")
+    if want == "auto":
+        return "bf16" if device_type == "cuda" else "fp32"
+    return want
+
+
+def precision_label(want: str) -> str:
+    """A precision setting as a plan shows it: `auto` says what it becomes where."""
+    if want != "auto":
+        return want
+    return f"auto ({resolve_precision(want, 'cuda')} on CUDA, {resolve_precision(want, 'cpu')} on CPU)"

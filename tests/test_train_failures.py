@@ -20,7 +20,7 @@ from divrob.train.loop import PhaseData, train_phase
 def _tiny_data(n: int = 10, size: int = 16) -> DecodedImages:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    return DecodedImages(images, np.arange(n, dtype=np.int64) % 2, np.ones(n, dtype=bool))
+    return DecodedImages(images, np.arange(n, dtype=np.int64) % 2, np.full((n, 2), size, dtype=np.int32))
 
 
 def test_out_of_memory_says_which_batch_size_to_try(tmp_path):
@@ -34,7 +34,7 @@ def test_out_of_memory_says_which_batch_size_to_try(tmp_path):
     rd.checkpoints.mkdir(parents=True)
     cfg = finetune_config("resnet18", {"epochs": 1, "batch_size": 8, "image_size": 16})
     with pytest.raises(RunError, match=r"out of GPU memory .* batch_size 8.*set batch_size = 4 under \[study\] finetune"):
-        train_phase(phase="finetune", model=model, cfg=cfg, data=PhaseData(_tiny_data(), augment=False),
+        train_phase(phase="finetune", model=model, cfg=cfg, data=PhaseData(_tiny_data()),
                     recorder=rd, seed=0, device=torch.device("cpu"))
 
 
@@ -50,3 +50,7 @@ def test_ddp_shards_cover_each_global_batch_once():
         expected = data.images[np.sort(order[step * 4:(step + 1) * 4])]
         assert np.array_equal(together, expected)
         assert a.global_size == b.global_size == len(expected) and a.rows.stop == b.rows.start
+    # copying each batch with several threads gives the same batches
+    threaded = list(stream_batches(data, 4, order, threads=3))
+    assert [t.images.numpy().tobytes() for t in threaded] == [
+        data.images[np.sort(order[s * 4:(s + 1) * 4])].tobytes() for s in range(3)]

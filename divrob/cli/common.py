@@ -22,6 +22,17 @@ WorkspaceOpt = Annotated[
 ]
 
 
+def one_of(choices: tuple[str, ...]):
+    """An option callback that accepts only `choices` (a usage error, exit 2, otherwise)."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r}: choose from {', '.join(choices)}")
+        return value
+
+    return check
+
+
 class _RichTask:
     def __init__(self, reporter: "RichReporter", task_id, description: str):
         self._r = reporter

@@ -1,15 +1,17 @@
-"""`divrob data index|show SOURCE` and `divrob taxonomy depths`."""
+"""`divrob data index|show SOURCE`, `divrob data preview SOURCE_OR_TASK` and `divrob taxonomy depths`."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from divrob.cli.common import RichReporter, WorkspaceOpt, console
+from divrob.cli.common import RichReporter, WorkspaceOpt, console, one_of
+from divrob.train.preview import PHASES as PREVIEW_PHASES  # torch-free
 
 app = typer.Typer(help="Index and inspect pre-training sources.", no_args_is_help=True)
 taxonomy_app = typer.Typer(help="Label hierarchies: WordNet depths of the ImageNet classes.", no_args_is_help=True)
@@ -61,6 +63,42 @@ def show(
     plt.title("images per class")
     plt.plotsize(min(console.width, 80), 12)
     console.print(Text.from_ansi(plt.build()))
+
+
+@app.command()
+def preview(
+    name: Annotated[str, typer.Argument(help="A source (see `data index`) or a downstream task: iwildcam | camtrap-sim.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the PNGs.")],
+    phase: Annotated[str, typer.Option(callback=one_of(PREVIEW_PHASES), help=f"Whose input to show: {' | '.join(PREVIEW_PHASES)}.")] = "finetune",
+    n: Annotated[int, typer.Option("--n", min=1, help="How many images (the first N).")] = 16,
+    split: Annotated[Optional[str], typer.Option(help="A task's split (default: train).")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Take the phase settings (image_size, crop_scale, ...) from this recipe's study table.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(min=16, help="Override the phase's image_size.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the crops (pretrain).")] = 0,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write what the model sees (de-normalised, at model resolution) for the first N images, made
+    by the training code itself, and print the PNGs' paths."""
+    from divrob.train.config import finetune_config, pretrain_config
+    from divrob.train.preview import images_of, write_preview
+    from divrob.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    overrides: dict = {}
+    if recipe is not None:
+        from divrob.recipes.load import load_recipe
+
+        study = load_recipe(recipe).study
+        overrides = (study.pretrain if phase == "pretrain" else study.finetune).model_dump(exclude_none=True)
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    make = pretrain_config if phase == "pretrain" else finetune_config
+    cfg = make("resnet50", overrides)  # the arch sets only the learning rate, which a preview does not use
+    with RichReporter() as reporter:
+        paths, labels = images_of(ws, name, split, reporter)
+        written = write_preview(paths, labels, cfg, phase, n, out, seed, reporter)
+    for p in written:
+        typer.echo(str(p))
 
 
 @taxonomy_app.command()

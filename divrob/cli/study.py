@@ -68,6 +68,9 @@ def plan(file: FileArg, workspace: WorkspaceOpt = None) -> None:
             state += f"\n[dim]{r['reason'][:80]}[/]"
         table.add_row(r["job"], r["kind"], r["label"], ", ".join(r["deps"]) or "-", state)
     console.print(table)
+    from divrob.runs.spec import precision_summary
+
+    console.print(f"precision: {precision_summary(pr.spec for pr in p.runs)}", highlight=False)
     todo = sum(1 for r in rows if r["kind"] != "manifest" and not r["state"].startswith("finished"))
     console.print(f"{todo} of {sum(1 for r in rows if r['kind'] != 'manifest')} runs to do; finished runs are never redone")
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from divrob.devices import PRECISIONS
+
 SCRATCH = "scratch"
 
 
@@ -26,6 +28,9 @@ class PhaseOverrides(_Strict):
     lr_gamma: float | None = Field(None, gt=0, le=1)
     image_size: int | None = Field(None, ge=16)
     crop_scale: float | None = Field(None, gt=0, le=1, description="smallest RandomResizedCrop area (pre-training)")
+    augment: bool | None = Field(None, description="RandomResizedCrop + flip (default: pre-training yes, fine-tuning no)")
+    decode_size: int | None = Field(None, ge=16, description="cached frame side (default: image_size, 2x with augment)")
+    precision: Literal[PRECISIONS] | None = Field(None, description="bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)")
     workers: int | None = Field(None, ge=0)
     compile: bool | None = Field(None, description="torch.compile the model (CUDA)")
     checkpoint_minutes: float | None = Field(None, ge=0, description="checkpoint inside an epoch this often")

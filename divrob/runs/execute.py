@@ -34,30 +34,30 @@ def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
 
     from divrob.recipes.manifest import load_manifest
     from divrob.sources import source_root
-    from divrob.train.data import decode_images
+    from divrob.train.data import phase_images
     from divrob.train.loop import PhaseData
 
     rows = load_manifest(ws, spec.manifest_id)
     roots = {s: source_root(ws, s, reporter) for s in rows["source"].unique()}
     paths = [roots[s] / p for s, p in zip(rows["source"], rows["path"])]
-    train = decode_images(paths, rows["label"].to_numpy(np.int64), spec.pretrain.image_size, ws.cache,
-                          reporter, f"decoding manifest {spec.manifest_id[:8]}")
-    return PhaseData(train=train, evals={}, augment=True)
+    train = phase_images(paths, rows["label"].to_numpy(np.int64), spec.pretrain, ws.cache, training=True,
+                         reporter=reporter, description=f"decoding manifest {spec.manifest_id[:8]}")
+    return PhaseData(train=train, evals={})
 
 
 def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
     from divrob.downstream import EVAL_SPLITS, get_task
-    from divrob.train.data import decode_images
+    from divrob.train.data import phase_images
     from divrob.train.loop import PhaseData
 
     task = get_task(ws, spec.downstream, reporter)
-    size = spec.finetune.image_size
 
     def dec(split: str):
         s = task.split(split)
-        return decode_images(s.paths, s.labels, size, ws.cache, reporter, f"decoding {task.name} {split}")
+        return phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
+                            reporter=reporter, description=f"decoding {task.name} {split}")
 
-    return task.num_classes, PhaseData(train=dec("train"), evals={s: dec(s) for s in EVAL_SPLITS}, augment=False)
+    return task.num_classes, PhaseData(train=dec("train"), evals={s: dec(s) for s in EVAL_SPLITS})
 
 
 def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:

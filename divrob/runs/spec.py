@@ -9,7 +9,11 @@ from divrob.errors import RunError
 from divrob.fileio import short_hash
 from divrob.train.config import PhaseConfig
 
-SPEC_VERSION = 1
+# 2: the data path follows its references (whole frames: WILDS's Resize((S, S)) for fine-tuning
+# and evaluation, RandomResizedCrop over the whole original image for pre-training; version 1
+# centre-cropped both), and precision is a setting. Runs trained before saw other pixels, so
+# their ids must not match new specs.
+SPEC_VERSION = 2
 # Settings that change speed, never results, stay out of the run id.
 _NOT_IDENTITY = ("workers", "compile", "checkpoint_minutes")
 
@@ -61,6 +65,15 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        """A spec as `to_dict` wrote it; one of an older SPEC_VERSION is refused, since running it
+        now would feed other pixels than the run it names was trained on."""
+        version = d.get("version", 1)
+        if version != SPEC_VERSION:
+            raise RunError(
+                f"run {d.get('run_id', '?')} was planned by spec version {version} (this divrob: "
+                f"{SPEC_VERSION}, whose data path differs); it cannot be resumed: `divrob study run` "
+                f"plans new runs, and its directory can be deleted"
+            )
         pre = d.get("pretrain")
         return cls(
             arch=d["arch"],
@@ -76,4 +89,19 @@ class RunSpec:
 def _phase_identity(cfg: PhaseConfig | None) -> dict[str, Any] | None:
     if cfg is None:
         return None
-    return {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
+    d["decode_size"] = cfg.train_decode_size  # the default and its explicit value: one run
+    return d
+
+
+def precision_summary(specs) -> str:
+    """Each phase's precision over a set of specs, e.g. for `study plan`:
+    "pretrain auto (bf16 on CUDA, fp32 on CPU), finetune fp16"."""
+    from divrob.devices import precision_label
+
+    by_phase: dict[str, set[str]] = {}
+    for spec in specs:
+        for phase, cfg in (("pretrain", spec.pretrain), ("finetune", spec.finetune)):
+            if cfg is not None:
+                by_phase.setdefault(phase, set()).add(cfg.precision)
+    return ", ".join(f"{phase} {' / '.join(precision_label(p) for p in sorted(ps))}" for phase, ps in by_phase.items())

@@ -13,9 +13,12 @@ from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
-from divrob.train.data import DecodedImages, apply_affine, augment_theta, batch_order, normalize
+from divrob.train.crops import epoch_generator
+from divrob.train.data import DecodedImages, batch_order
 from divrob.train.distributed import Dist
+from divrob.train.inputs import model_inputs
 from divrob.train.loader import stream_batches, steps_per_epoch
+from divrob.train.precision import Precision
 from divrob.train.recorder import PhaseRecorder
 from divrob.train.metrics import classification_metrics
 from divrob.train.state import check_order, make_checkpoint, restore_checkpoint, restore_rng
@@ -25,9 +28,8 @@ STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while traini
 
 @dataclass
 class PhaseData:
-    train: DecodedImages
-    evals: dict[str, DecodedImages] = field(default_factory=dict)
-    augment: bool = True  # RandomResizedCrop + flip (pre-training); WILDS fine-tunes without
+    train: DecodedImages  # at cfg.train_decode_size (train.data.phase_images)
+    evals: dict[str, DecodedImages] = field(default_factory=dict)  # at cfg.image_size
 
 
 def make_optimizer(model, cfg: PhaseConfig):
@@ -54,18 +56,21 @@ def oom_error(phase: str, cfg: PhaseConfig, what: str = "training") -> RunError:
     )
 
 
-def evaluate(model, data: DecodedImages, device, batch_size: int = 256, dist: Dist = Dist()) -> dict[str, float]:
-    """WILDS metrics on the whole split; in a DDP run each rank predicts a slice, rank 0 scores."""
+def evaluate(model, data: DecodedImages, device, image_size: int, batch_size: int = 256, dist: Dist = Dist(),
+             precision: Precision | None = None) -> dict[str, float]:
+    """WILDS metrics on the whole split (each whole frame at image_size square); in a DDP run
+    each rank predicts a slice, rank 0 scores."""
     import torch
 
+    precision = precision or Precision("fp32")
     model.train(False)  # evaluation mode: BatchNorm running stats, no dropout
     order = batch_order(data.valid, seed=0, epoch=0, shuffle=False)
     order = order[dist.shard(len(order))]
     preds, labels = [], []
     with torch.inference_mode():
         for b in stream_batches(data, batch_size, order, pin=device.type == "cuda"):
-            x = normalize(b.images.to(device, non_blocking=True))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = model_inputs(b, image_size, device)
+            with precision.autocast(device):
                 logits = model(x)
             preds.append(logits.argmax(1).cpu().numpy())
             labels.append(b.labels.numpy())
@@ -121,8 +126,10 @@ def train_phase(
 
     model.to(device).to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, cfg)
+    precision = Precision.resolve(cfg.precision, device)
+    scaler = precision.grad_scaler(device)
     ckpt_path = recorder.checkpoints / "last.pt"
-    resume = restore_checkpoint(load_checkpoint(ckpt_path), phase, model, opt, sched)
+    resume = restore_checkpoint(load_checkpoint(ckpt_path), phase, model, opt, sched, scaler)
     if resume is None:
         torch.manual_seed(seed)
         start_epoch, start_step = 1, 0
@@ -131,6 +138,9 @@ def train_phase(
         if start_step == 0 and resume.rng:
             restore_rng(resume.rng, None)
         recorder.log(f"{phase}: resuming at epoch {start_epoch} step {start_step}")
+    recorder.log(f"{phase}: precision {precision.describe(cfg.precision)}, input {cfg.image_size} px "
+                 f"from {data.train.side} px cached frames, "
+                 + (f"RandomResizedCrop(scale {cfg.crop_scale:g}-1) + flip" if cfg.augment else "whole frame, no augmentation"))
 
     n_train = int(data.train.valid.sum())
     if n_train == 0:
@@ -150,13 +160,13 @@ def train_phase(
             save_checkpoint(ckpt_path, make_checkpoint(
                 phase=phase, epoch_done=epoch_done, step=step, model=model, opt=opt, sched=sched,
                 sums=sums, train_seconds=seconds, order=order, augment_gen=gen,
-                batch_size=cfg.batch_size, world=dist.world))
+                batch_size=cfg.batch_size, world=dist.world, scaler=scaler))
 
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
             model.train()
             order = batch_order(data.train.valid, seed, epoch, shuffle=True)
-            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            gen = epoch_generator(seed, epoch)
             # [loss sum, correct, seen] on the device: adding to them never syncs with the CPU
             sums = torch.zeros(3, dtype=torch.float64, device=device)
             seconds_before = 0.0
@@ -169,25 +179,30 @@ def train_phase(
                 seconds_before = resume.train_seconds
             t0 = time.perf_counter()
             pending = None
-            for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda):
-                x = normalize(b.images.to(device, non_blocking=True))
-                if data.augment:  # drawn for the global batch on every rank, applied to our rows
-                    x = apply_affine(x, augment_theta(b.global_size, gen, cfg.crop_scale)[b.rows])
+            for b in stream_batches(data.train, cfg.batch_size, order, first_step, dist, pin=on_cuda,
+                                    threads=cfg.workers):
+                # crops are drawn for the global batch on every rank, each keeps its rows
+                x = model_inputs(b, cfg.image_size, device, augment=cfg.augment, generator=gen,
+                                 crop_scale=cfg.crop_scale)
                 y = b.labels.to(device, non_blocking=True)
                 try:
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda):
+                    with precision.autocast(device):
                         logits = net(x)
                         loss = loss_fn(logits.float(), y)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    scaler.scale(loss).backward()  # fp16: loss scaling; otherwise a pass-through
+                    scaler.step(opt)
+                    scaler.update()
                 except torch.cuda.OutOfMemoryError:
                     raise oom_error(phase, cfg) from None
                 _check_finite(pending, phase, cfg)
                 pending = (loss.detach(), epoch, b.step)
                 n = len(b.labels)
-                sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
-                                     torch.tensor(float(n), dtype=torch.float64, device=device)])
+                # in place, with a Python number for the count: a tensor made from it on the CPU
+                # would be copied to the GPU and make the CPU wait for the step it just queued
+                sums[0] += loss.detach().double() * n
+                sums[1] += (logits.argmax(1) == y).sum()
+                sums[2] += n
                 task.advance()
                 status_images += n * dist.world
                 now = time.monotonic()
@@ -215,7 +230,8 @@ def train_phase(
             metrics = {"train": {"loss": loss_sum / seen, "acc": correct / seen, "n": int(seen)}}
             for split, split_data in data.evals.items():
                 try:
-                    metrics[split] = evaluate(model, split_data, device, dist=dist)
+                    metrics[split] = evaluate(model, split_data, device, cfg.image_size, dist=dist,
+                                              precision=precision)
                 except torch.cuda.OutOfMemoryError:
                     raise oom_error(phase, cfg, f"evaluating {split}") from None
             recorder.append_epoch(phase, epoch, metrics, images_per_s=seen / train_seconds, skipped_images=skipped)

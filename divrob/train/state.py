@@ -1,7 +1,7 @@
 """What a training checkpoint holds, and how a resumed phase picks up exactly where it stopped.
 
 A checkpoint is written at every epoch end and every `checkpoint_minutes` inside an epoch:
-model, optimizer, scheduler, scaler (bf16 autocast needs none: kept empty for the format),
+model, optimizer, scheduler, the fp16 loss scaler (empty for bf16 and fp32, which need none),
 the completed epoch and the steps done in the next, every RNG state (torch, CUDA, numpy, python
 and the epoch's augmentation generator), the partial training sums of the epoch, and a digest
 of the epoch's sample order. The order is a pure function of (seed, epoch); the digest proves
@@ -78,7 +78,7 @@ class ResumePoint:
 
 def make_checkpoint(*, phase: str, epoch_done: int, step: int, model, opt, sched, sums: list[float],
                     train_seconds: float, order: np.ndarray | None, augment_gen, batch_size: int,
-                    world: int) -> dict[str, Any]:
+                    world: int, scaler=None) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "phase": phase,
@@ -87,7 +87,7 @@ def make_checkpoint(*, phase: str, epoch_done: int, step: int, model, opt, sched
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else {},
-        "scaler": {},
+        "scaler": scaler.state_dict() if scaler is not None else {},  # {} when not enabled
         "rng": rng_states(augment_gen),
         "train_sums": [float(v) for v in sums],
         "train_seconds": float(train_seconds),
@@ -96,14 +96,16 @@ def make_checkpoint(*, phase: str, epoch_done: int, step: int, model, opt, sched
     }
 
 
-def restore_checkpoint(ckpt: dict[str, Any] | None, phase: str, model, opt, sched) -> ResumePoint | None:
-    """Load a phase's checkpoint into model/optimizer/scheduler; None if there is none."""
+def restore_checkpoint(ckpt: dict[str, Any] | None, phase: str, model, opt, sched, scaler=None) -> ResumePoint | None:
+    """Load a phase's checkpoint into model/optimizer/scheduler/scaler; None if there is none."""
     if ckpt is None or ckpt.get("phase") != phase:
         return None
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     if sched is not None and ckpt.get("scheduler"):
         sched.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and scaler.is_enabled() and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
     step = int(ckpt.get("step", 0))
     rng = ckpt.get("rng")
     if rng is None and "rng_torch" in ckpt:  # format 1: epoch-end checkpoints, torch RNG only
