@@ -1,8 +1,10 @@
 """A study's answer in numbers: per group its trend, band and effective robustness against a
 baseline; the difference between two groups; residuals per fine-tuning epoch.
 
-Pure functions of a points frame (`report.study_points`); they raise ValueError for bad
-arguments, and the CLI turns those into DivrobError.
+Every interval resamples whole runs within each group by default (`bootstrap`); words such as
+"above" or "more effectively robust" appear only when the interval supports them and each group
+holds at least `MIN_RUNS` runs. Pure functions of a points frame (`report.study_points`); they
+raise ValueError for bad arguments, and the CLI turns those into DivrobError.
 """
 
 from __future__ import annotations
@@ -14,20 +16,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from divrob.analysis import BOOTSTRAP_UNITS, N_BOOT
+from divrob.analysis.bootstrap import Sample, bootstrap_groups, percentile_interval
 from divrob.analysis.report import group_label, group_order, with_groups
-from divrob.analysis.trends import (
-    Trend,
-    bootstrap_band,
-    effective_robustness,
-    effective_robustness_ci,
-    effective_robustness_diff_ci,
-    fit_trend,
-)
+from divrob.analysis.transforms import CLIP_EPS, clipped
+from divrob.analysis.trends import Trend, band_of_lines, effective_robustness, fit_trend
 
 DEFAULT_BASELINE = "scratch"
-N_BOOT = 1000
+RESIDUALS_OF = "imagenet-full"  # the paper's Figure 3 shows the ImageNet-pretrained models
+MIN_RUNS = 3  # below this many runs in a group (or its baseline) no verdict is given
 BAND_GRID = 50
 JSON_DIGITS = 6
+
+VERDICTS = ("above", "below", "spans 0", "too few runs", "baseline")
+"""What the effective-robustness interval of a group says, in the words tables print."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What effective robustness is measured against."""
+
+    name: str
+    kind: str  # "group", "distribution", "reference line" or "reference points"
+    trend: Trend
+    sample: Sample | None  # None: a reference line, which is not resampled
+    runs: int | None  # independent units behind the fit; None for a reference line
+    id_range: tuple[float, float] | None  # ID values the fit saw; None when not known
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind in ("group", "reference points")
 
 
 @dataclass(frozen=True)
@@ -38,11 +56,16 @@ class GroupResult:
     trend: Trend | None  # None: fewer than 2 points or a single ID value
     band: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (ID grid, low, high) in F1 units
     er: tuple[float, float, float] | None  # mean effective robustness, CI low, CI high
+    verdict: str | None = None  # one of VERDICTS when `er` is set
+    clipped: int = 0  # metric values clipped before the transform
+    id_range: tuple[float, float] | None = None
+    outside_baseline: int = 0  # points whose ID lies outside the baseline's fitted ID range
+    external: bool = False  # reference points, not runs of the study
 
 
 @dataclass
 class Analysis:
-    df: pd.DataFrame  # the grouped rows (`group` column)
+    df: pd.DataFrame  # the grouped rows (`group` column), reference points included
     group_by: str
     transform: str
     baseline: str | None  # None: no baseline in the data, so no effective robustness
@@ -52,6 +75,9 @@ class Analysis:
     seed: int = 0
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
+    unit: str = "runs"
+    baseline_info: Baseline | None = None
+    references: dict[str, Trend] = field(default_factory=dict)  # external lines, drawn too
 
     @property
     def trends(self) -> dict[str, Trend]:
@@ -65,66 +91,202 @@ class Analysis:
         """Groups with an effective robustness, most robust first."""
         return sorted((r for r in self.groups.values() if r.er is not None), key=lambda r: -r.er[0])
 
+    def flags(self) -> list[str]:
+        """One word per kind of caveat in `notes`, for places with room for a word only."""
+        out = []
+        if any(r.clipped for r in self.groups.values()):
+            out.append("clipped")
+        if any(r.outside_baseline for r in self.groups.values()):
+            out.append("extrapolated")
+        if self.unit == "points":
+            out.append("point bootstrap")
+        return out
 
-def baseline_points(points: pd.DataFrame, grouped: pd.DataFrame,
-                    baseline: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """(ID, OOD, is_a_group) of the baseline: the group of that name, else the distribution of
-    that name (so `--group-by total` can still be read against scratch, which sweeps nothing)."""
-    rows = grouped[grouped["group"] == baseline]
-    is_group = len(rows) > 0
-    if not is_group and "distribution" in points.columns:
-        rows = points[points["distribution"].astype(str) == baseline].dropna(subset=["id_f1", "ood_f1"])
+
+# ---- the baseline -----------------------------------------------------------------------------
+
+def resolve_baseline(points: pd.DataFrame, grouped: pd.DataFrame, name: str, transform: str,
+                     unit: str, references: dict[str, Trend] | None = None) -> Baseline | None:
+    """The baseline called `name`: a reference line, else the group of that name (reference
+    points included), else the distribution of that name (so `--group-by total` can still be read
+    against scratch, which sweeps nothing); None if there is none. Raises ValueError when it
+    exists but no line can be fitted."""
+    if references and name in references:
+        return Baseline(name, "reference line", references[name], None, None, None)
+    rows = grouped[grouped["group"] == name]
+    kind = "group"
+    if len(rows) and "external" in rows.columns and bool(rows["external"].any()):
+        kind = "reference points"
+    if len(rows) == 0 and "distribution" in points.columns:
+        rows = points[points["distribution"].astype(str) == name].dropna(subset=["id_f1", "ood_f1"])
+        kind = "distribution"
     if len(rows) == 0:
         return None
-    return rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float), is_group
+    x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
+    trend = fit_trend(x, y, transform, group=name)
+    sample = sample_of(rows, transform, unit)
+    return Baseline(name, kind, trend, sample, count_runs(rows), (float(x.min()), float(x.max())))
+
+
+def count_runs(rows: pd.DataFrame) -> int:
+    return int(rows["run_id"].nunique()) if "run_id" in rows.columns else len(rows)
+
+
+def sample_of(rows: pd.DataFrame, transform: str, unit: str) -> Sample:
+    if unit not in BOOTSTRAP_UNITS:
+        raise ValueError(f"bootstrap unit {unit!r}: choose {' or '.join(BOOTSTRAP_UNITS)}")
+    units = rows["run_id"].to_numpy() if unit == "runs" and "run_id" in rows.columns else None
+    return Sample.of(rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float), transform, units)
+
+
+def draw_all(samples: dict[str, Sample], base: Baseline | None, n_boot: int, seed: int) -> dict:
+    """Every sample's bootstrap, the baseline resampled once for all (see bootstrap_groups)."""
+    if base is None:
+        return bootstrap_groups(samples, n_boot, seed)
+    if base.sample is None:
+        t = base.trend
+        return bootstrap_groups(samples, n_boot, seed, baseline=(t.slope, t.intercept, t.transform))
+    if base.is_group and base.name in samples:
+        return bootstrap_groups(samples, n_boot, seed, baseline_group=base.name)
+    # A group's stream is keyed by its name, so a baseline group drawn here (compare A B against
+    # it) gets the very lines it gets in `analyse`; a distribution baseline has a key of its own.
+    key = base.name if base.is_group else f"baseline:{base.name}"
+    return bootstrap_groups(samples, n_boot, seed, baseline=base.sample, baseline_key=key)
+
+
+def verdict(low: float, high: float, runs: int, baseline_runs: int | None) -> str:
+    """What an effective-robustness interval says, in the words of VERDICTS."""
+    if runs < MIN_RUNS or (baseline_runs is not None and baseline_runs < MIN_RUNS):
+        return "too few runs"
+    if low > 0:
+        return "above"
+    if high < 0:
+        return "below"
+    return "spans 0"
+
+
+# ---- a study's trends ---------------------------------------------------------------------
+
+def with_reference_points(df: pd.DataFrame, reference_points: pd.DataFrame | None,
+                          references: dict[str, Trend] | None = None) -> pd.DataFrame:
+    """The grouped rows plus external points as groups of their own (`external` set, each point
+    its own resampling unit: they are distinct models)."""
+    df = df.assign(external=False)
+    if reference_points is None or reference_points.empty:
+        return df
+    clash = (set(reference_points["group"]) & set(df["group"])) | (set(reference_points["group"]) & set(references or ()))
+    if clash:
+        raise ValueError(f"reference points use group name(s) the study or a reference line already has: "
+                         f"{', '.join(sorted(clash))}; rename them in the CSV")
+    ext = reference_points.assign(external=True)
+    ext["run_id"] = [f"reference:{g}:{i}" for i, g in enumerate(ext["group"])]
+    return pd.concat([df, ext], ignore_index=True, sort=False)
 
 
 def analyse(points: pd.DataFrame, group_by: str = "distribution", baseline: str | None = DEFAULT_BASELINE,
             transform: str = "probit", n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95,
-            baseline_required: bool = False, with_bands: bool = True) -> Analysis:
+            baseline_required: bool = False, with_bands: bool = True, unit: str = "runs",
+            references: dict[str, Trend] | None = None,
+            reference_points: pd.DataFrame | None = None) -> Analysis:
     """Trend, band and effective robustness of every group of `points` by `group_by`.
 
     Without the baseline in the data, effective robustness is left out with a note, unless
     `baseline_required` (the user named it), which makes it an error.
     """
-    df = with_groups(points, group_by)
-    out = Analysis(df, group_by, transform, None, None, n_boot=n_boot, seed=seed, level=level)
-    base = baseline_points(points, df, baseline) if baseline else None
-    if baseline and base is None:
-        choices = ", ".join(group_order(df["group"].unique())) or "none"
-        msg = f"no group or distribution named {baseline!r} to use as the baseline; groups: {choices}"
-        if baseline_required:
-            raise ValueError(msg)
-        out.notes.append(msg + " (effective robustness left out; choose one with --baseline)")
-    elif base is not None:
-        try:
-            out.baseline_trend = fit_trend(base[0], base[1], transform, group=baseline)
-            out.baseline = baseline
-        except ValueError as e:
-            if baseline_required:
-                raise
-            out.notes.append(f"baseline {baseline!r}: {e} (effective robustness left out)")
-    for g in group_order(df["group"].unique()):
-        sub = df[df["group"] == g]
-        x, y = sub["id_f1"].to_numpy(float), sub["ood_f1"].to_numpy(float)
-        trend = band = er = None
-        try:
-            trend = fit_trend(x, y, transform, group=g)
-        except ValueError as e:
-            out.notes.append(str(e))
-        if trend is not None and with_bands:
-            grid = np.linspace(x.min(), x.max(), BAND_GRID)
-            try:
-                band = (grid, *bootstrap_band(x, y, grid, transform, n_boot, seed, level))
-            except ValueError as e:
-                out.notes.append(f"group {g!r}: {e}")
-        if out.baseline_trend is not None:
-            shared = base[2] and g == out.baseline
-            er = effective_robustness_ci(x, y, base[0], base[1], transform, n_boot, seed, level,
-                                         is_baseline=shared)
-        out.groups[g] = GroupResult(g, len(sub), int(sub["run_id"].nunique()), trend, band, er)
+    references = dict(references or {})
+    df = with_reference_points(with_groups(points, group_by), reference_points, references)
+    out = Analysis(df, group_by, transform, None, None, n_boot=n_boot, seed=seed, level=level,
+                   unit=unit, references=references)
+    base = _baseline_or_note(points, df, baseline, transform, unit, references, baseline_required, out)
+    if base is not None:
+        out.baseline, out.baseline_trend, out.baseline_info = base.name, base.trend, base
+    groups = {g: df[df["group"] == g] for g in group_order(df["group"].unique())}
+    samples = {g: sample_of(rows, transform, unit) for g, rows in groups.items()}
+    draws = draw_all(samples, base, n_boot, seed) if (with_bands or base is not None) else {}
+    for g, rows in groups.items():
+        out.groups[g] = _group_result(g, rows, samples[g], draws.get(g), base, out)
+    _add_notes(out)
     return out
 
+
+def _baseline_or_note(points, df, name, transform, unit, references, required, out) -> Baseline | None:
+    if not name:
+        return None
+    try:
+        base = resolve_baseline(points, df, name, transform, unit, references)
+    except ValueError as e:
+        if required:
+            raise
+        out.notes.append(f"baseline {name!r}: {e} (effective robustness left out)")
+        return None
+    if base is None:
+        choices = ", ".join(group_order(df["group"].unique()) + sorted(references)) or "none"
+        msg = f"no group, distribution or reference named {name!r} to use as the baseline; choose from: {choices}"
+        if required:
+            raise ValueError(msg)
+        out.notes.append(msg + " (effective robustness left out; choose one with --baseline)")
+    return base
+
+
+def _group_result(g: str, rows: pd.DataFrame, sample: Sample, draws, base: Baseline | None,
+                  out: Analysis) -> GroupResult:
+    x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
+    runs = count_runs(rows)
+    trend = band = er = word = None
+    try:
+        trend = fit_trend(x, y, out.transform, group=g)
+    except ValueError as e:
+        out.notes.append(str(e))
+    if trend is not None and draws is not None:
+        grid = np.linspace(x.min(), x.max(), BAND_GRID)
+        try:
+            band = (grid, *band_of_lines(*draws.lines(), grid, out.transform, out.level, draws.n_units))
+        except ValueError as e:
+            out.notes.append(f"group {g!r}: {e}")
+    if base is not None and draws is not None and draws.er is not None:
+        mean = float(np.mean(effective_robustness(x, y, base.trend)))
+        finite = draws.er[np.isfinite(draws.er)]
+        if finite.size:
+            lo, hi = percentile_interval(finite, out.level, draws.er_units)
+            er = (mean, float(lo), float(hi))
+            word = "baseline" if g == base.name else verdict(er[1], er[2], runs, base.runs)
+        else:
+            out.notes.append(f"group {g!r}: every baseline resample had a single ID value; no interval")
+    if draws is not None and draws.approximate:
+        out.notes.append(f"group {g!r}: {sample.n_units} units, {sample.n} points: the bootstrap used "
+                         f"the large-sample shortcut (normal limit of the resampled sums, or a "
+                         f"second-order expansion of the baseline line)")
+    outside = 0
+    if base is not None and base.id_range is not None and g != base.name:
+        outside = int(np.count_nonzero((x < base.id_range[0]) | (x > base.id_range[1])))
+    n_clipped = clipped(x, out.transform) + clipped(y, out.transform)
+    external = bool(rows["external"].any()) if "external" in rows.columns else False
+    return GroupResult(g, len(rows), runs, trend, band, er, word, n_clipped,
+                       (float(x.min()), float(x.max())) if len(x) else None, outside, external)
+
+
+def _add_notes(a: Analysis) -> None:
+    base = a.baseline_info
+    clipped_groups = [f"{g} {r.clipped}" for g, r in a.groups.items() if r.clipped]
+    if clipped_groups:
+        a.notes.append(f"metric values of 0 or 1 were clipped to [{CLIP_EPS:g}, {1 - CLIP_EPS:g}] before "
+                       f"the {a.transform} transform, which puts them at an arbitrary place on the axis "
+                       f"(values per group: {', '.join(clipped_groups)})")
+    outside = [f"{g} {r.outside_baseline} of {r.n}" for g, r in a.groups.items() if r.outside_baseline]
+    if outside:
+        lo, hi = base.id_range
+        a.notes.append(f"points with an ID macro-F1 outside the range the {base.name} trend was fitted on "
+                       f"({lo:.3f} to {hi:.3f}) have extrapolated effective robustness (points per "
+                       f"group: {', '.join(outside)})")
+    if base is not None and base.sample is None:
+        a.notes.append(f"baseline {base.name!r} is a reference line: intervals carry this study's "
+                       f"uncertainty only, and the ID range it was fitted on is not known to divrob")
+    if a.unit == "points":
+        a.notes.append("intervals resample single points (--bootstrap points): the epochs of a run "
+                       "are correlated, so these intervals are too narrow; the default resamples runs")
+
+
+# ---- two groups (divrob compare) --------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Comparison:
@@ -137,62 +299,87 @@ class Comparison:
     level: float
     n_a: int
     n_b: int
+    runs_a: int = 0
+    runs_b: int = 0
+    runs_baseline: int | None = None  # None: a reference line
+    unit: str = "runs"
+    n_boot: int = N_BOOT
 
     @property
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    @property
+    def too_few_runs(self) -> bool:
+        return min(self.runs_a, self.runs_b, self.runs_baseline or MIN_RUNS) < MIN_RUNS
+
+    @property
+    def verdict(self) -> str:
+        """"a", "b" (which is more effectively robust), "no difference" or "too few runs"."""
+        if self.too_few_runs:
+            return "too few runs"
+        if not self.excludes_zero:
+            return "no difference"
+        return "a" if self.diff > 0 else "b"
+
     def sentence(self) -> str:
         pct = f"{self.level:.0%}"
-        ci = f"{pct} CI {self.low:+.3f} to {self.high:+.3f}"
+        ci = f"{pct} CI {self.low:+.3f} to {self.high:+.3f}, {self.n_boot} resamples of {self.unit}"
         head = (f"effective robustness of {self.a} minus {self.b} (baseline {self.baseline}): "
                 f"{self.diff:+.3f} F1 ({ci}).")
-        if self.excludes_zero:
-            better, worse = (self.a, self.b) if self.diff > 0 else (self.b, self.a)
-            return (f"{head} The interval excludes zero: {better} is more effectively robust "
-                    f"than {worse}.")
-        return (f"{head} The interval includes zero: no difference can be told apart at the "
-                f"{pct} level.")
+        if self.verdict == "too few runs":
+            base = "" if self.runs_baseline is None else f", {self.baseline} {self.runs_baseline}"
+            return (f"{head} Too few runs to tell: {self.a} has {self.runs_a}, {self.b} "
+                    f"{self.runs_b}{base}; at least {MIN_RUNS} runs per group are needed.")
+        if self.verdict == "no difference":
+            return (f"{head} The interval includes zero: no difference can be told apart at the "
+                    f"{pct} level.")
+        better, worse = (self.a, self.b) if self.verdict == "a" else (self.b, self.a)
+        return f"{head} The interval excludes zero: {better} is more effectively robust than {worse}."
 
 
 def compare(points: pd.DataFrame, a: str, b: str, group_by: str = "distribution",
             baseline: str = DEFAULT_BASELINE, transform: str = "probit", n_boot: int = N_BOOT,
-            seed: int = 0, level: float = 0.95) -> Comparison:
+            seed: int = 0, level: float = 0.95, unit: str = "runs",
+            references: dict[str, Trend] | None = None,
+            reference_points: pd.DataFrame | None = None) -> Comparison:
     """Difference of two groups' effective robustness against one baseline, with a bootstrap CI."""
-    df = with_groups(points, group_by)
+    references = dict(references or {})
+    df = with_reference_points(with_groups(points, group_by), reference_points, references)
     known = group_order(df["group"].unique())
     for name in (a, b):
         if name not in known:
             raise ValueError(f"no group {name!r} when grouping by {group_by}; groups: {', '.join(known) or 'none'}")
     if a == b:
         raise ValueError(f"compare two different groups, not {a!r} with itself")
-    base = baseline_points(points, df, baseline)
+    base = resolve_baseline(points, df, baseline, transform, unit, references)
     if base is None:
-        raise ValueError(f"no group or distribution named {baseline!r} to use as the baseline; "
-                         f"groups: {', '.join(known)}")
-    ga, gb = (df[df["group"] == g] for g in (a, b))
-    diff, lo, hi = effective_robustness_diff_ci(
-        ga["id_f1"], ga["ood_f1"], gb["id_f1"], gb["ood_f1"], base[0], base[1], transform,
-        n_boot, seed, level, a_is_baseline=base[2] and a == baseline,
-        b_is_baseline=base[2] and b == baseline)
-    return Comparison(a, b, baseline, diff, lo, hi, level, len(ga), len(gb))
+        raise ValueError(f"no group, distribution or reference named {baseline!r} to use as the "
+                         f"baseline; choose from: {', '.join(known + sorted(references))}")
+    rows = {g: df[df["group"] == g] for g in (a, b)}
+    samples = {g: sample_of(r, transform, unit) for g, r in rows.items()}
+    draws = draw_all(samples, base, n_boot, seed)
+    means = {g: float(np.mean(effective_robustness(r["id_f1"], r["ood_f1"], base.trend))) for g, r in rows.items()}
+    diff = draws[a].er - draws[b].er
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
+    lo, hi = percentile_interval(diff, level, min(draws[a].er_units, draws[b].er_units))
+    return Comparison(a, b, baseline, means[a] - means[b], float(lo), float(hi), level, len(rows[a]),
+                      len(rows[b]), count_runs(rows[a]), count_runs(rows[b]), base.runs, unit, n_boot)
 
 
-def epoch_residuals(points: pd.DataFrame, baseline_trend: Trend) -> pd.DataFrame:
-    """Per architecture and fine-tuning epoch: mean OOD minus the baseline trend's prediction
-    (F1 units) over runs, and how many points each mean holds (the paper's Figure 3)."""
-    rows = points.dropna(subset=["id_f1", "ood_f1"]).copy()
-    rows["residual"] = effective_robustness(rows["id_f1"], rows["ood_f1"], baseline_trend)
-    out = (rows.groupby(["arch", "epoch"], as_index=False)
-           .agg(residual=("residual", "mean"), n=("residual", "size")))
-    return out.sort_values(["arch", "epoch"]).reset_index(drop=True)
+# ---- JSON ---------------------------------------------------------------------------------------
 
-
-def _num(x) -> float | None:
+def num(x) -> float | None:
     if x is None or not math.isfinite(float(x)):
         return None
     v = round(float(x), JSON_DIGITS)
     return 0.0 if v == 0 else v  # no "-0.0": the bytes must not depend on rounding's sign
+
+
+def _range(r) -> list | None:
+    return None if r is None else [num(r[0]), num(r[1])]
 
 
 def to_json(analysis: Analysis, **context) -> str:
@@ -203,17 +390,39 @@ def to_json(analysis: Analysis, **context) -> str:
         t = r.trend
         groups[g] = {
             "n": r.n, "runs": r.runs,
-            "slope": _num(t.slope) if t else None,
-            "intercept": _num(t.intercept) if t else None,
-            "r2": _num(t.r2) if t else None,
+            "slope": num(t.slope) if t else None,
+            "intercept": num(t.intercept) if t else None,
+            "r2": num(t.r2) if t else None,
             "is_baseline": g == analysis.baseline,
+            "external": r.external,
+            "clipped": r.clipped,
+            "id_range": _range(r.id_range),
+            "outside_baseline_range": r.outside_baseline,
             "effective_robustness": None if r.er is None else {
-                "mean": _num(r.er[0]), "low": _num(r.er[1]), "high": _num(r.er[2]),
+                "mean": num(r.er[0]), "low": num(r.er[1]), "high": num(r.er[2]),
                 # Against itself the baseline is ~0 by construction; a verdict would mislead.
-                "excludes_zero": None if g == analysis.baseline else bool(r.er[1] > 0 or r.er[2] < 0)},
+                "excludes_zero": None if g == analysis.baseline else bool(r.er[1] > 0 or r.er[2] < 0),
+                "verdict": r.verdict},
         }
+    base = analysis.baseline_info
     doc = {"group_by": analysis.group_by, "transform": analysis.transform,
-           "baseline": analysis.baseline, "n_boot": analysis.n_boot, "seed": analysis.seed,
-           "level": analysis.level, "groups": groups, "notes": list(analysis.notes),
+           "baseline": analysis.baseline,
+           "baseline_kind": base.kind if base else None,
+           "baseline_range": _range(base.id_range) if base else None,
+           "bootstrap": {"unit": analysis.unit, "n_boot": analysis.n_boot, "seed": analysis.seed,
+                         "level": analysis.level, "min_runs_for_a_verdict": MIN_RUNS},
+           "n_boot": analysis.n_boot, "seed": analysis.seed, "level": analysis.level,
+           "references": {n: {"slope": num(t.slope), "intercept": num(t.intercept), "transform": t.transform}
+                          for n, t in sorted(analysis.references.items())},
+           "groups": groups, "notes": list(analysis.notes),
            **{k: (group_label(v) if isinstance(v, float) else v) for k, v in context.items()}}
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def comparison_json(c: Comparison, **context) -> str:
+    doc = {"a": c.a, "b": c.b, "baseline": c.baseline, "difference": num(c.diff), "low": num(c.low),
+           "high": num(c.high), "level": c.level, "excludes_zero": c.excludes_zero,
+           "verdict": c.verdict, "n_a": c.n_a, "n_b": c.n_b, "runs_a": c.runs_a, "runs_b": c.runs_b,
+           "runs_baseline": c.runs_baseline, "min_runs_for_a_verdict": MIN_RUNS,
+           "bootstrap": {"unit": c.unit, "n_boot": c.n_boot}, "n_boot": c.n_boot, **context}
+    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
