@@ -17,6 +17,7 @@ from divrob.fileio import atomic_path
 from divrob.plots.terminal import BAND_STYLES, TrendPanel, line_range
 
 FORMATS = ("png", "svg", "pdf")
+_LEGEND_WIDTH_IN = 2.2  # a strip right of the panels, where the legend goes
 
 # Dropping timestamps keeps SVG/PDF bytes stable when the data are, so re-exports do not churn.
 _METADATA = {"png": {}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
@@ -54,6 +55,11 @@ def export_panels(panels: dict[str, TrendPanel], path, *, title: str = "", bands
     """
     path = Path(path)
     fmt = _check_format(path)
+    return _save(trend_figure(panels, title=title, bands=bands), path, fmt)
+
+
+def trend_figure(panels: dict[str, TrendPanel], *, title: str = "", bands: str = "shade"):
+    """The matplotlib Figure `export_panels` writes."""
     if bands not in BAND_STYLES:
         raise ValueError(f"bands {bands!r}: choose one of {', '.join(BAND_STYLES)}")
     from matplotlib.figure import Figure
@@ -63,7 +69,7 @@ def export_panels(panels: dict[str, TrendPanel], path, *, title: str = "", bands
     n = max(1, len(panels))
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig = Figure(figsize=(5.0 * cols + 2.2, 4.5 * rows), dpi=150)
+    fig = Figure(figsize=(5.0 * cols + _LEGEND_WIDTH_IN, 4.5 * rows), dpi=150)
     handles: dict[str, object] = {}
     for k, (name, panel) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, k + 1)
@@ -72,10 +78,10 @@ def export_panels(panels: dict[str, TrendPanel], path, *, title: str = "", bands
     if title and len(panels) > 1:
         fig.suptitle(title)
     # The legend sits right of the panels, never on the data.
-    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5),
+    fig.tight_layout(rect=(0, 0, 1 - _LEGEND_WIDTH_IN / fig.get_figwidth(), 1))
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1 - _LEGEND_WIDTH_IN / fig.get_figwidth(), 0.5),
                fontsize=8, frameon=False)
-    fig.tight_layout()
-    return _save(fig, path, fmt)
+    return fig
 
 
 def _trend_panel(ax, panel: TrendPanel, colors, bands, title, handles) -> None:

@@ -11,7 +11,6 @@ inside the functions so commands that never plot do not pay for it.
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass, field
 
@@ -238,8 +237,6 @@ def render_trends(panels: dict[str, TrendPanel] | TrendPanel, *, width: int | No
                   colors: dict[str, str] | None = None, legend: bool = True) -> str:
     """The trend plot (one panel, or facets side by side where the width allows, else stacked)
     as text with ANSI colours, with its legend underneath. `height` is per row of panels."""
-    from plotext._figure import _figure_class
-
     width, height = terminal_size(width, height)
     if isinstance(panels, TrendPanel):
         panels = {"": panels}
@@ -251,9 +248,7 @@ def render_trends(panels: dict[str, TrendPanel] | TrendPanel, *, width: int | No
     items = list(panels.items())
     for start in range(0, len(items), cols):
         row = items[start:start + cols]
-        fig = _figure_class()
-        fig.theme("clear")  # no background fill: respects the user's terminal colours
-        fig.plot_size(width, height)
+        fig = _new_figure(width, height)
         if len(row) > 1:
             fig.subplots(1, len(row))
         for k, (name, panel) in enumerate(row, 1):
@@ -265,6 +260,18 @@ def render_trends(panels: dict[str, TrendPanel] | TrendPanel, *, width: int | No
     if legend:
         blocks.append(legend_text(legend_entries(panels.values(), colors, bands), width))
     return "\n".join(blocks)
+
+
+def _new_figure(width: int, height: int):
+    """A plotext figure of exactly this size, with no background fill (the user's terminal
+    colours stay). plotext caps a figure at the terminal's size unless told not to."""
+    from plotext._figure import _figure_class
+
+    fig = _figure_class()
+    fig._limit_size(False, False)
+    fig.theme("clear")
+    fig.plot_size(width, height)
+    return fig
 
 
 def _centred(text: str, width: int) -> str:
@@ -279,12 +286,8 @@ def render_residuals(res, *, width: int | None = None, height: int | None = None
 
     `res` has columns arch, epoch, residual (`analysis.robustness.epoch_residuals`).
     """
-    from plotext._figure import _figure_class
-
     width, height = terminal_size(width, height)
-    fig = _figure_class()
-    fig.theme("clear")
-    fig.plot_size(width, height)
+    fig = _new_figure(width, height)
     entries = []
     if len(res):
         e_lo, e_hi = float(res["epoch"].min()), float(res["epoch"].max())
@@ -295,7 +298,7 @@ def render_residuals(res, *, width: int | None = None, height: int | None = None
             fig.scatter(sub["epoch"].tolist(), sub["residual"].tolist(), color=color, marker=_MARKS["point"])
             entries.append((_MARKS["point"], str(arch), color))
         epochs = sorted(set(int(e) for e in res["epoch"]))
-        step = max(1, math.ceil(len(epochs) / max(2, width // 8)))
+        step = max(1, len(epochs) // max(2, width // 8))
         fig.xticks(epochs[::step], [str(e) for e in epochs[::step]])
     entries.append((_MARKS["trend"], "y = 0: on the baseline trend", REFERENCE_COLOR))
     fig.xlabel("fine-tuning epoch →")
