@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
 from divrob.analysis.transforms import inverse, inverse_slopes
 from divrob.analysis.transforms import transform as to_scale
 
-EXACT_UNITS_MAX = 20_000
-EXACT_ER_ELEMENTS = 1 << 25
+# Above these sizes the shortcuts take over; both agree with the exact draws to well within
+# an interval's width there (tests/test_bootstrap.py), and 100,000 runs then take a second.
+EXACT_UNITS_MAX = 2_000
+EXACT_ER_ELEMENTS = 1 << 22
 # Count matrices are drawn in row chunks of about this many elements: memory stays bounded and
 # each chunk stays in cache.
 _CHUNK_ELEMENTS = 1 << 20
@@ -67,7 +70,8 @@ class Sample:
             labels = np.asarray(units).ravel()
             if labels.shape != x.shape:
                 raise ValueError(f"units label {labels.size} points, the metrics {x.size}")
-            _, codes = np.unique(labels[ok], return_inverse=True)
+            # Sorted codes: a unit's draws do not depend on the order its rows came in.
+            codes = pd.factorize(labels[ok], sort=True)[0]
         n_units = int(codes.max()) + 1 if codes.size else 0
         return cls(to_scale(x[ok], transform), to_scale(y[ok], transform), y[ok], codes.astype(np.intp),
                    n_units, transform)
@@ -279,7 +283,10 @@ def percentile_interval(values: np.ndarray, level: float, n_units: int | None = 
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
     tail = expanded_tail(level, n_units) * 100.0
-    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail], axis=axis)
+    values = np.asarray(values, dtype=np.float64)
+    # nanpercentile works column by column in Python; the plain one is vectorised.
+    pick = np.nanpercentile if np.isnan(values).any() else np.percentile
+    lo, hi = pick(values, [tail, 100.0 - tail], axis=axis)
     return lo, hi
 
 
@@ -288,11 +295,10 @@ def expanded_tail(level: float, n_units: int | None) -> float:
     plain = (1.0 - level) / 2.0
     if n_units is None or n_units < 2:
         return plain
-    from scipy.special import ndtr
-    from scipy.stats import t as student
+    from scipy.special import ndtr, stdtrit  # not scipy.stats: slow to import for one quantile
 
     n = float(n_units)
-    return float(ndtr(-np.sqrt(n / (n - 1.0)) * student.ppf(1.0 - plain, n - 1.0)))
+    return float(ndtr(-np.sqrt(n / (n - 1.0)) * stdtrit(n - 1.0, 1.0 - plain)))
 
 
 def bootstrap_groups(samples: dict[str, Sample], n_boot: int, seed: int, *,

@@ -20,7 +20,7 @@ from divrob.analysis import BOOTSTRAP_UNITS, N_BOOT
 from divrob.analysis.bootstrap import Sample, bootstrap_groups, percentile_interval
 from divrob.analysis.report import group_label, group_order, with_groups
 from divrob.analysis.transforms import CLIP_EPS, clipped
-from divrob.analysis.trends import Trend, band_of_lines, effective_robustness, fit_trend
+from divrob.analysis.trends import Trend, band_of_lines, effective_robustness, fit_scaled, fit_trend
 
 DEFAULT_BASELINE = "scratch"
 RESIDUALS_OF = "imagenet-full"  # the paper's Figure 3 shows the ImageNet-pretrained models
@@ -61,6 +61,7 @@ class GroupResult:
     id_range: tuple[float, float] | None = None
     outside_baseline: int = 0  # points whose ID lies outside the baseline's fitted ID range
     external: bool = False  # reference points, not runs of the study
+    approximate: bool = False  # the bootstrap took a large-study shortcut (see `bootstrap`)
 
 
 @dataclass
@@ -105,7 +106,39 @@ class Analysis:
 
 # ---- the baseline -----------------------------------------------------------------------------
 
-def resolve_baseline(points: pd.DataFrame, grouped: pd.DataFrame, name: str, transform: str,
+@dataclass(frozen=True)
+class GroupedRows:
+    """The grouped rows as arrays, with each group's row positions: groups are sliced by index
+    (once), never by comparing every row's label again."""
+
+    df: pd.DataFrame
+    index: dict[str, np.ndarray]
+    x: np.ndarray
+    y: np.ndarray
+    run: np.ndarray  # run codes (each reference point its own)
+    external: np.ndarray
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> "GroupedRows":
+        index = {str(g): np.asarray(i) for g, i in df.groupby("group", sort=False).indices.items()} if len(df) else {}
+        run = pd.factorize(df["run_id"])[0] if "run_id" in df.columns else np.arange(len(df))
+        external = df["external"].to_numpy(bool) if "external" in df.columns else np.zeros(len(df), bool)
+        return cls(df, index, df["id_f1"].to_numpy(float), df["ood_f1"].to_numpy(float), run, external)
+
+    @property
+    def names(self) -> list[str]:
+        return group_order(self.index)
+
+    def sample(self, g: str, transform: str, unit: str) -> Sample:
+        i = self.index[g]
+        _check_unit(unit)
+        return Sample.of(self.x[i], self.y[i], transform, self.run[i] if unit == "runs" else None)
+
+    def runs(self, g: str) -> int:
+        return int(np.unique(self.run[self.index[g]]).size)
+
+
+def resolve_baseline(points: pd.DataFrame, grouped: "pd.DataFrame | GroupedRows", name: str, transform: str,
                      unit: str, references: dict[str, Trend] | None = None) -> Baseline | None:
     """The baseline called `name`: a reference line, else the group of that name (reference
     points included), else the distribution of that name (so `--group-by total` can still be read
@@ -113,19 +146,28 @@ def resolve_baseline(points: pd.DataFrame, grouped: pd.DataFrame, name: str, tra
     exists but no line can be fitted."""
     if references and name in references:
         return Baseline(name, "reference line", references[name], None, None, None)
-    rows = grouped[grouped["group"] == name]
-    kind = "group"
-    if len(rows) and "external" in rows.columns and bool(rows["external"].any()):
-        kind = "reference points"
-    if len(rows) == 0 and "distribution" in points.columns:
-        rows = points[points["distribution"].astype(str) == name].dropna(subset=["id_f1", "ood_f1"])
+    g = grouped if isinstance(grouped, GroupedRows) else GroupedRows.of(grouped)
+    if name in g.index:
+        i = g.index[name]
+        kind = "reference points" if g.external[i].any() else "group"
+        x, y = g.x[i], g.y[i]
+        sample, runs = g.sample(name, transform, unit), g.runs(name)
+    elif "distribution" in points.columns:
+        rows = points[(points["distribution"].astype(str) == name).to_numpy()].dropna(subset=["id_f1", "ood_f1"])
+        if len(rows) == 0:
+            return None
         kind = "distribution"
-    if len(rows) == 0:
+        x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
+        sample, runs = sample_of(rows, transform, unit), count_runs(rows)
+    else:
         return None
-    x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
     trend = fit_trend(x, y, transform, group=name)
-    sample = sample_of(rows, transform, unit)
-    return Baseline(name, kind, trend, sample, count_runs(rows), (float(x.min()), float(x.max())))
+    return Baseline(name, kind, trend, sample, runs, (float(x.min()), float(x.max())))
+
+
+def _check_unit(unit: str) -> None:
+    if unit not in BOOTSTRAP_UNITS:
+        raise ValueError(f"bootstrap unit {unit!r}: choose {' or '.join(BOOTSTRAP_UNITS)}")
 
 
 def count_runs(rows: pd.DataFrame) -> int:
@@ -133,8 +175,7 @@ def count_runs(rows: pd.DataFrame) -> int:
 
 
 def sample_of(rows: pd.DataFrame, transform: str, unit: str) -> Sample:
-    if unit not in BOOTSTRAP_UNITS:
-        raise ValueError(f"bootstrap unit {unit!r}: choose {' or '.join(BOOTSTRAP_UNITS)}")
+    _check_unit(unit)
     units = rows["run_id"].to_numpy() if unit == "runs" and "run_id" in rows.columns else None
     return Sample.of(rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float), transform, units)
 
@@ -171,16 +212,15 @@ def with_reference_points(df: pd.DataFrame, reference_points: pd.DataFrame | Non
                           references: dict[str, Trend] | None = None) -> pd.DataFrame:
     """The grouped rows plus external points as groups of their own (`external` set, each point
     its own resampling unit: they are distinct models)."""
-    df = df.assign(external=False)
     if reference_points is None or reference_points.empty:
-        return df
+        return df  # no `external` column: every row is the study's
     clash = (set(reference_points["group"]) & set(df["group"])) | (set(reference_points["group"]) & set(references or ()))
     if clash:
         raise ValueError(f"reference points use group name(s) the study or a reference line already has: "
                          f"{', '.join(sorted(clash))}; rename them in the CSV")
     ext = reference_points.assign(external=True)
     ext["run_id"] = [f"reference:{g}:{i}" for i, g in enumerate(ext["group"])]
-    return pd.concat([df, ext], ignore_index=True, sort=False)
+    return pd.concat([df.assign(external=False), ext], ignore_index=True, sort=False)
 
 
 def analyse(points: pd.DataFrame, group_by: str = "distribution", baseline: str | None = DEFAULT_BASELINE,
@@ -194,33 +234,34 @@ def analyse(points: pd.DataFrame, group_by: str = "distribution", baseline: str 
     `baseline_required` (the user named it), which makes it an error.
     """
     references = dict(references or {})
+    _check_unit(unit)
     df = with_reference_points(with_groups(points, group_by), reference_points, references)
+    rows = GroupedRows.of(df)
     out = Analysis(df, group_by, transform, None, None, n_boot=n_boot, seed=seed, level=level,
                    unit=unit, references=references)
-    base = _baseline_or_note(points, df, baseline, transform, unit, references, baseline_required, out)
+    base = _baseline_or_note(points, rows, baseline, transform, unit, references, baseline_required, out)
     if base is not None:
         out.baseline, out.baseline_trend, out.baseline_info = base.name, base.trend, base
-    groups = {g: df[df["group"] == g] for g in group_order(df["group"].unique())}
-    samples = {g: sample_of(rows, transform, unit) for g, rows in groups.items()}
+    samples = {g: rows.sample(g, transform, unit) for g in rows.names}
     draws = draw_all(samples, base, n_boot, seed) if (with_bands or base is not None) else {}
-    for g, rows in groups.items():
+    for g in rows.names:
         out.groups[g] = _group_result(g, rows, samples[g], draws.get(g), base, out)
     _add_notes(out)
     return out
 
 
-def _baseline_or_note(points, df, name, transform, unit, references, required, out) -> Baseline | None:
+def _baseline_or_note(points, rows: GroupedRows, name, transform, unit, references, required, out) -> Baseline | None:
     if not name:
         return None
     try:
-        base = resolve_baseline(points, df, name, transform, unit, references)
+        base = resolve_baseline(points, rows, name, transform, unit, references)
     except ValueError as e:
         if required:
             raise
         out.notes.append(f"baseline {name!r}: {e} (effective robustness left out)")
         return None
     if base is None:
-        choices = ", ".join(group_order(df["group"].unique()) + sorted(references)) or "none"
+        choices = ", ".join(rows.names + sorted(references)) or "none"
         msg = f"no group, distribution or reference named {name!r} to use as the baseline; choose from: {choices}"
         if required:
             raise ValueError(msg)
@@ -228,13 +269,14 @@ def _baseline_or_note(points, df, name, transform, unit, references, required, o
     return base
 
 
-def _group_result(g: str, rows: pd.DataFrame, sample: Sample, draws, base: Baseline | None,
+def _group_result(g: str, rows: GroupedRows, sample: Sample, draws, base: Baseline | None,
                   out: Analysis) -> GroupResult:
-    x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
-    runs = count_runs(rows)
+    i = rows.index[g]
+    x, y = rows.x[i], rows.y[i]
+    runs = rows.runs(g)
     trend = band = er = word = None
     try:
-        trend = fit_trend(x, y, out.transform, group=g)
+        trend = fit_scaled(sample.xt, sample.yt, out.transform, group=g)
     except ValueError as e:
         out.notes.append(str(e))
     if trend is not None and draws is not None:
@@ -244,7 +286,8 @@ def _group_result(g: str, rows: pd.DataFrame, sample: Sample, draws, base: Basel
         except ValueError as e:
             out.notes.append(f"group {g!r}: {e}")
     if base is not None and draws is not None and draws.er is not None:
-        mean = float(np.mean(effective_robustness(x, y, base.trend)))
+        mean = float(np.mean(sample.ood - base.trend.predict_scaled(sample.xt) if base.trend.transform == out.transform
+                             else effective_robustness(x, y, base.trend)))
         finite = draws.er[np.isfinite(draws.er)]
         if finite.size:
             lo, hi = percentile_interval(finite, out.level, draws.er_units)
@@ -252,17 +295,13 @@ def _group_result(g: str, rows: pd.DataFrame, sample: Sample, draws, base: Basel
             word = "baseline" if g == base.name else verdict(er[1], er[2], runs, base.runs)
         else:
             out.notes.append(f"group {g!r}: every baseline resample had a single ID value; no interval")
-    if draws is not None and draws.approximate:
-        out.notes.append(f"group {g!r}: {sample.n_units} units, {sample.n} points: the bootstrap used "
-                         f"the large-sample shortcut (normal limit of the resampled sums, or a "
-                         f"second-order expansion of the baseline line)")
     outside = 0
     if base is not None and base.id_range is not None and g != base.name:
         outside = int(np.count_nonzero((x < base.id_range[0]) | (x > base.id_range[1])))
     n_clipped = clipped(x, out.transform) + clipped(y, out.transform)
-    external = bool(rows["external"].any()) if "external" in rows.columns else False
-    return GroupResult(g, len(rows), runs, trend, band, er, word, n_clipped,
-                       (float(x.min()), float(x.max())) if len(x) else None, outside, external)
+    return GroupResult(g, len(i), runs, trend, band, er, word, n_clipped,
+                       (float(x.min()), float(x.max())) if len(x) else None, outside,
+                       bool(rows.external[i].any()), approximate=bool(draws is not None and draws.approximate))
 
 
 def _add_notes(a: Analysis) -> None:
@@ -278,6 +317,11 @@ def _add_notes(a: Analysis) -> None:
         a.notes.append(f"points with an ID macro-F1 outside the range the {base.name} trend was fitted on "
                        f"({lo:.3f} to {hi:.3f}) have extrapolated effective robustness (points per "
                        f"group: {', '.join(outside)})")
+    shortcut = [g for g, r in a.groups.items() if r.approximate]
+    if shortcut:
+        a.notes.append(f"groups with many runs ({', '.join(shortcut)}) were bootstrapped with the "
+                       f"large-study shortcuts: resampled sums from their normal limit and a "
+                       f"second-order expansion of the baseline line")
     if base is not None and base.sample is None:
         a.notes.append(f"baseline {base.name!r} is a reference line: intervals carry this study's "
                        f"uncertainty only, and the ID range it was fitted on is not known to divrob")
@@ -345,28 +389,30 @@ def compare(points: pd.DataFrame, a: str, b: str, group_by: str = "distribution"
             reference_points: pd.DataFrame | None = None) -> Comparison:
     """Difference of two groups' effective robustness against one baseline, with a bootstrap CI."""
     references = dict(references or {})
+    _check_unit(unit)
     df = with_reference_points(with_groups(points, group_by), reference_points, references)
-    known = group_order(df["group"].unique())
+    rows = GroupedRows.of(df)
+    known = rows.names
     for name in (a, b):
         if name not in known:
             raise ValueError(f"no group {name!r} when grouping by {group_by}; groups: {', '.join(known) or 'none'}")
     if a == b:
         raise ValueError(f"compare two different groups, not {a!r} with itself")
-    base = resolve_baseline(points, df, baseline, transform, unit, references)
+    base = resolve_baseline(points, rows, baseline, transform, unit, references)
     if base is None:
         raise ValueError(f"no group, distribution or reference named {baseline!r} to use as the "
                          f"baseline; choose from: {', '.join(known + sorted(references))}")
-    rows = {g: df[df["group"] == g] for g in (a, b)}
-    samples = {g: sample_of(r, transform, unit) for g, r in rows.items()}
+    samples = {g: rows.sample(g, transform, unit) for g in (a, b)}
     draws = draw_all(samples, base, n_boot, seed)
-    means = {g: float(np.mean(effective_robustness(r["id_f1"], r["ood_f1"], base.trend))) for g, r in rows.items()}
+    means = {g: float(np.mean(effective_robustness(rows.x[rows.index[g]], rows.y[rows.index[g]], base.trend)))
+             for g in (a, b)}
     diff = draws[a].er - draws[b].er
     diff = diff[np.isfinite(diff)]
     if diff.size == 0:
         raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
     lo, hi = percentile_interval(diff, level, min(draws[a].er_units, draws[b].er_units))
-    return Comparison(a, b, baseline, means[a] - means[b], float(lo), float(hi), level, len(rows[a]),
-                      len(rows[b]), count_runs(rows[a]), count_runs(rows[b]), base.runs, unit, n_boot)
+    return Comparison(a, b, baseline, means[a] - means[b], float(lo), float(hi), level, len(rows.index[a]),
+                      len(rows.index[b]), rows.runs(a), rows.runs(b), base.runs, unit, n_boot)
 
 
 # ---- JSON ---------------------------------------------------------------------------------------

@@ -30,44 +30,49 @@ def _number_column(table: Table, header: str, **kw) -> None:
 
 
 def print_summary(points, limit: int = SUMMARY_ROWS) -> None:
-    """Per run its last epoch's scores; over `limit` runs, per distribution and architecture
-    the number of runs and their mean scores instead (a table of 100,000 rows helps nobody:
+    """The results table of a points frame: per run its last epoch's scores, or summarised per
+    distribution and architecture over `limit` runs (a table of 100,000 rows helps nobody:
     `--format csv` gives every row)."""
     from divrob.analysis.report import run_summary
 
     runs = run_summary(points)
-    if len(runs) > limit:
-        _print_grouped_summary(runs, limit)
+    if len(runs) <= limit:
+        rows = list(runs[["distribution", "arch", "seed", "run_id", "epoch", "id_f1", "ood_f1"]]
+                    .itertuples(index=False, name=None))
+        print_results_table("runs", [(d, a, s, r, None, e, i, o) for d, a, s, r, e, i, o in rows], len(runs))
         return
-    table = Table(title="results: macro-F1 at the last fine-tuning epoch")
-    _name_column(table, "distribution")
-    table.add_column("arch", no_wrap=True)
-    _number_column(table, "seed")
-    table.add_column("run", no_wrap=True)
-    for h in ("epochs", "ID F1", "OOD F1"):
-        _number_column(table, h)
-    for r in runs.itertuples():
-        table.add_row(escape(str(r.distribution)), escape(str(r.arch)), str(r.seed), r.run_id[:8],
-                      str(r.epoch), _fmt(r.id_f1), _fmt(r.ood_f1))
-    console.print(table)
-
-
-def _print_grouped_summary(runs, limit: int) -> None:
-    agg = (runs.groupby(["distribution", "arch"], as_index=False, sort=True)
+    agg = (runs.groupby(["distribution", "arch"], as_index=False, sort=True, observed=True)
            .agg(runs=("run_id", "size"), epochs=("epoch", "mean"), id_f1=("id_f1", "mean"),
                 ood_f1=("ood_f1", "mean")))
-    table = Table(title=f"results: {len(runs)} runs, mean macro-F1 at their last fine-tuning epoch "
+    print_results_table("grouped", list(agg.itertuples(index=False, name=None)), len(runs))
+
+
+def print_results_table(kind: str, rows: list[tuple], n_runs: int, limit: int = SUMMARY_ROWS) -> None:
+    """Rows of `store.queries.last_epoch_rows`: per run (kind "runs") or per distribution and
+    architecture ("grouped")."""
+    if kind == "runs":
+        table = Table(title="results: macro-F1 at the last fine-tuning epoch")
+        _name_column(table, "distribution")
+        table.add_column("arch", no_wrap=True)
+        _number_column(table, "seed")
+        table.add_column("run", no_wrap=True)
+        for h in ("epochs", "ID F1", "OOD F1"):
+            _number_column(table, h)
+        for dist, arch, seed, run_id, _state, epoch, id_f1, ood_f1 in rows:
+            table.add_row(escape(str(dist)), escape(str(arch)), str(seed), str(run_id)[:8], str(epoch),
+                          _fmt(id_f1), _fmt(ood_f1))
+        console.print(table)
+        return
+    table = Table(title=f"results: {n_runs} runs, mean macro-F1 at their last fine-tuning epoch "
                         f"(every row: --format csv)")
     _name_column(table, "distribution")
     table.add_column("arch", no_wrap=True)
     for h in ("runs", "epochs", "ID F1", "OOD F1"):
         _number_column(table, h)
-    shown = agg.head(limit)
-    for r in shown.itertuples():
-        table.add_row(escape(str(r.distribution)), escape(str(r.arch)), str(r.runs), f"{r.epochs:.1f}",
-                      _fmt(r.id_f1), _fmt(r.ood_f1))
-    if len(agg) > limit:
-        table.caption = f"… and {len(agg) - limit} more (distribution, arch) pairs"
+    for dist, arch, runs, epochs, id_f1, ood_f1 in rows[:limit]:
+        table.add_row(escape(str(dist)), escape(str(arch)), str(runs), f"{epochs:.1f}", _fmt(id_f1), _fmt(ood_f1))
+    if len(rows) > limit:
+        table.caption = f"… and {len(rows) - limit} more (distribution, arch) pairs"
     console.print(table)
 
 

@@ -50,7 +50,7 @@ def compare(
     whether the CI excludes zero."""
     from rich.markup import escape
 
-    from divrob.analysis.report import only_study, resolve_study
+    from divrob.analysis.studies import only_study, resolve_study
     from divrob.analysis.robustness import DEFAULT_BASELINE, comparison_json
     from divrob.analysis.robustness import compare as compare_groups
     from divrob.workspace import open_workspace
@@ -59,7 +59,7 @@ def compare(
                             n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study) if study else only_study(ws)
-    points = load_points(ws, name, where)
+    points = load_points(ws, name, where, for_analysis=True)
     with user_errors():
         c = compare_groups(points, a, b, group_by, baseline or DEFAULT_BASELINE, transform, n_boot, seed,
                            level, unit=bootstrap, references=reading.references,

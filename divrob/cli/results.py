@@ -103,13 +103,20 @@ class Reading:
                            reference_points=self.reference_points)
 
 
-def load_points(ws, study: str | None, where: str | None):
-    """A study's rows (or every study's), filtered by --where; an empty result is an error."""
-    from divrob.analysis.report import resolve_study, study_points
-    from divrob.analysis.where import apply_where
+def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool = False):
+    """A study's rows (or every study's), filtered by --where; an empty result is an error.
+    `for_analysis`: read only the scores a trend needs (and those --where names)."""
+    from divrob.analysis.report import study_points
+    from divrob.analysis.studies import resolve_study
+    from divrob.analysis.where import apply_where, parse_where
     from divrob.errors import DivrobError
+    from divrob.store.queries import SCORE_COLUMNS
 
-    points = study_points(ws, resolve_study(ws, study) if study else None)
+    scores = SCORE_COLUMNS
+    if for_analysis:
+        named = {c.field for c in parse_where(where)}
+        scores = [c for c in SCORE_COLUMNS if c in ("id_f1", "ood_f1") or c in named]
+    points = study_points(ws, resolve_study(ws, study) if study else None, scores)
     if where:
         before = len(points)
         points = apply_where(points, where)
@@ -133,7 +140,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
 
     reading = reading or Reading.parse(group_by=group_by, baseline=baseline, transform=transform,
                                        n_boot=n_boot, seed=seed)
-    points = load_points(ws, study, where)
+    points = load_points(ws, study, where, for_analysis=True)
     if points.empty:
         console.print(f"study {study!r} has no fine-tuning epochs recorded yet")
         return
@@ -192,7 +199,7 @@ def results(
     """Results from the store: a per-run table, or every fine-tuning epoch as CSV / JSON / Parquet."""
     import json
 
-    from divrob.cli.analysis_tables import print_summary
+    from divrob.cli.analysis_tables import SUMMARY_ROWS, print_results_table, print_summary
     from divrob.errors import DivrobError
     from divrob.fileio import atomic_path
     from divrob.workspace import open_workspace
@@ -201,12 +208,18 @@ def results(
         raise DivrobError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise DivrobError("--format parquet writes a binary file: give it a path with --output FILE.parquet")
-    points = load_points(open_workspace(workspace), study, where)
+    ws = open_workspace(workspace)
     if fmt == "table":
         if output is not None:
             raise DivrobError("--output needs --format csv, json or parquet")
-        print_summary(points)
+        if where:
+            print_summary(load_points(ws, study, where))
+        else:  # straight from the store: no epoch rows loaded, no pandas imported
+            from divrob.analysis.studies import resolve_study, results_table
+
+            print_results_table(*results_table(ws, resolve_study(ws, study) if study else None, SUMMARY_ROWS))
         return
+    points = load_points(ws, study, where)
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             points.to_parquet(tmp, index=False)
@@ -245,7 +258,7 @@ def trends(
 ) -> None:
     """OOD vs ID macro-F1 per fine-tuning epoch: one linear trend per group with its bootstrap
     band, and each group's effective robustness against the baseline."""
-    from divrob.analysis.report import resolve_study
+    from divrob.analysis.studies import resolve_study
     from divrob.errors import DivrobError
     from divrob.workspace import open_workspace
 
@@ -260,7 +273,7 @@ def trends(
         return
     from divrob.analysis.robustness import to_json
 
-    points = load_points(ws, name, where)
+    points = load_points(ws, name, where, for_analysis=True)
     analysis = reading.analyse(points)
     if export is not None:
         export_figure(_panels(points, analysis, facet, reading), export, name, bands)
@@ -290,8 +303,8 @@ def residuals(
 ) -> None:
     """Residuals from a trend vs fine-tuning epoch, one line per architecture: does the number of
     fine-tuning epochs bias the fit? (the paper's Figure 3, read against an external trend)."""
-    from divrob.analysis.report import resolve_study
     from divrob.analysis.residuals import residuals_of
+    from divrob.analysis.studies import resolve_study
     from divrob.cli.analysis_tables import print_notes, print_residual_summary
     from divrob.plots.terminal import render_residuals
     from divrob.workspace import open_workspace
@@ -300,7 +313,7 @@ def residuals(
                             n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study)
-    points = load_points(ws, name, where)
+    points = load_points(ws, name, where, for_analysis=True)
     with user_errors():
         view = residuals_of(points, of=of, baseline=baseline, group_by=group_by, transform=transform,
                             unit=bootstrap, n_boot=n_boot, seed=seed, references=reading.references,
