@@ -20,7 +20,8 @@ from divrob.analysis.bootstrap import (
     resample,
     resample_counts,
 )
-from divrob.analysis.robustness import analyse, compare
+from divrob.analysis.comparison import compare
+from divrob.analysis.robustness import analyse
 from divrob.analysis.trends import bootstrap_band, effective_robustness_ci, effective_robustness_diff_ci
 
 SLOPE, INTERCEPT = 0.9, -0.5  # the true line, in probit space

@@ -131,7 +131,7 @@ class GroupedRows:
 
     def sample(self, g: str, transform: str, unit: str) -> Sample:
         i = self.index[g]
-        _check_unit(unit)
+        check_unit(unit)
         return Sample.of(self.x[i], self.y[i], transform, self.run[i] if unit == "runs" else None)
 
     def runs(self, g: str) -> int:
@@ -165,7 +165,7 @@ def resolve_baseline(points: pd.DataFrame, grouped: "pd.DataFrame | GroupedRows"
     return Baseline(name, kind, trend, sample, runs, (float(x.min()), float(x.max())))
 
 
-def _check_unit(unit: str) -> None:
+def check_unit(unit: str) -> None:
     if unit not in BOOTSTRAP_UNITS:
         raise ValueError(f"bootstrap unit {unit!r}: choose {' or '.join(BOOTSTRAP_UNITS)}")
 
@@ -175,7 +175,7 @@ def count_runs(rows: pd.DataFrame) -> int:
 
 
 def sample_of(rows: pd.DataFrame, transform: str, unit: str) -> Sample:
-    _check_unit(unit)
+    check_unit(unit)
     units = rows["run_id"].to_numpy() if unit == "runs" and "run_id" in rows.columns else None
     return Sample.of(rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float), transform, units)
 
@@ -234,7 +234,7 @@ def analyse(points: pd.DataFrame, group_by: str = "distribution", baseline: str 
     `baseline_required` (the user named it), which makes it an error.
     """
     references = dict(references or {})
-    _check_unit(unit)
+    check_unit(unit)
     df = with_reference_points(with_groups(points, group_by), reference_points, references)
     rows = GroupedRows.of(df)
     out = Analysis(df, group_by, transform, None, None, n_boot=n_boot, seed=seed, level=level,
@@ -330,91 +330,6 @@ def _add_notes(a: Analysis) -> None:
                        "are correlated, so these intervals are too narrow; the default resamples runs")
 
 
-# ---- two groups (divrob compare) --------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Comparison:
-    a: str
-    b: str
-    baseline: str
-    diff: float  # mean effective robustness of a minus that of b (F1 units)
-    low: float
-    high: float
-    level: float
-    n_a: int
-    n_b: int
-    runs_a: int = 0
-    runs_b: int = 0
-    runs_baseline: int | None = None  # None: a reference line
-    unit: str = "runs"
-    n_boot: int = N_BOOT
-
-    @property
-    def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
-
-    @property
-    def too_few_runs(self) -> bool:
-        return min(self.runs_a, self.runs_b, self.runs_baseline or MIN_RUNS) < MIN_RUNS
-
-    @property
-    def verdict(self) -> str:
-        """"a", "b" (which is more effectively robust), "no difference" or "too few runs"."""
-        if self.too_few_runs:
-            return "too few runs"
-        if not self.excludes_zero:
-            return "no difference"
-        return "a" if self.diff > 0 else "b"
-
-    def sentence(self) -> str:
-        pct = f"{self.level:.0%}"
-        ci = f"{pct} CI {self.low:+.3f} to {self.high:+.3f}, {self.n_boot} resamples of {self.unit}"
-        head = (f"effective robustness of {self.a} minus {self.b} (baseline {self.baseline}): "
-                f"{self.diff:+.3f} F1 ({ci}).")
-        if self.verdict == "too few runs":
-            base = "" if self.runs_baseline is None else f", {self.baseline} {self.runs_baseline}"
-            return (f"{head} Too few runs to tell: {self.a} has {self.runs_a}, {self.b} "
-                    f"{self.runs_b}{base}; at least {MIN_RUNS} runs per group are needed.")
-        if self.verdict == "no difference":
-            return (f"{head} The interval includes zero: no difference can be told apart at the "
-                    f"{pct} level.")
-        better, worse = (self.a, self.b) if self.verdict == "a" else (self.b, self.a)
-        return f"{head} The interval excludes zero: {better} is more effectively robust than {worse}."
-
-
-def compare(points: pd.DataFrame, a: str, b: str, group_by: str = "distribution",
-            baseline: str = DEFAULT_BASELINE, transform: str = "probit", n_boot: int = N_BOOT,
-            seed: int = 0, level: float = 0.95, unit: str = "runs",
-            references: dict[str, Trend] | None = None,
-            reference_points: pd.DataFrame | None = None) -> Comparison:
-    """Difference of two groups' effective robustness against one baseline, with a bootstrap CI."""
-    references = dict(references or {})
-    _check_unit(unit)
-    df = with_reference_points(with_groups(points, group_by), reference_points, references)
-    rows = GroupedRows.of(df)
-    known = rows.names
-    for name in (a, b):
-        if name not in known:
-            raise ValueError(f"no group {name!r} when grouping by {group_by}; groups: {', '.join(known) or 'none'}")
-    if a == b:
-        raise ValueError(f"compare two different groups, not {a!r} with itself")
-    base = resolve_baseline(points, rows, baseline, transform, unit, references)
-    if base is None:
-        raise ValueError(f"no group, distribution or reference named {baseline!r} to use as the "
-                         f"baseline; choose from: {', '.join(known + sorted(references))}")
-    samples = {g: rows.sample(g, transform, unit) for g in (a, b)}
-    draws = draw_all(samples, base, n_boot, seed)
-    means = {g: float(np.mean(effective_robustness(rows.x[rows.index[g]], rows.y[rows.index[g]], base.trend)))
-             for g in (a, b)}
-    diff = draws[a].er - draws[b].er
-    diff = diff[np.isfinite(diff)]
-    if diff.size == 0:
-        raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
-    lo, hi = percentile_interval(diff, level, min(draws[a].er_units, draws[b].er_units))
-    return Comparison(a, b, baseline, means[a] - means[b], float(lo), float(hi), level, len(rows.index[a]),
-                      len(rows.index[b]), rows.runs(a), rows.runs(b), base.runs, unit, n_boot)
-
-
 # ---- JSON ---------------------------------------------------------------------------------------
 
 def num(x) -> float | None:
@@ -463,12 +378,3 @@ def to_json(analysis: Analysis, **context) -> str:
            "groups": groups, "notes": list(analysis.notes),
            **{k: (group_label(v) if isinstance(v, float) else v) for k, v in context.items()}}
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def comparison_json(c: Comparison, **context) -> str:
-    doc = {"a": c.a, "b": c.b, "baseline": c.baseline, "difference": num(c.diff), "low": num(c.low),
-           "high": num(c.high), "level": c.level, "excludes_zero": c.excludes_zero,
-           "verdict": c.verdict, "n_a": c.n_a, "n_b": c.n_b, "runs_a": c.runs_a, "runs_b": c.runs_b,
-           "runs_baseline": c.runs_baseline, "min_runs_for_a_verdict": MIN_RUNS,
-           "bootstrap": {"unit": c.unit, "n_boot": c.n_boot}, "n_boot": c.n_boot, **context}
-    return json.dumps(doc, sort_keys=True, indent=2) + "\n"

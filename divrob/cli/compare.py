@@ -50,9 +50,10 @@ def compare(
     whether the CI excludes zero."""
     from rich.markup import escape
 
+    from divrob.analysis.comparison import compare as compare_groups
+    from divrob.analysis.comparison import comparison_json
+    from divrob.analysis.robustness import DEFAULT_BASELINE
     from divrob.analysis.studies import only_study, resolve_study
-    from divrob.analysis.robustness import DEFAULT_BASELINE, comparison_json
-    from divrob.analysis.robustness import compare as compare_groups
     from divrob.workspace import open_workspace
 
     reading = Reading.parse(group_by=group_by, baseline=baseline, transform=transform, unit=bootstrap,

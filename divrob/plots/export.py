@@ -79,7 +79,8 @@ def trend_figure(panels: dict[str, TrendPanel], *, title: str = "", bands: str =
         fig.suptitle(title)
     # The legend sits right of the panels, never on the data.
     fig.tight_layout(rect=(0, 0, 1 - _LEGEND_WIDTH_IN / fig.get_figwidth(), 1))
-    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1 - _LEGEND_WIDTH_IN / fig.get_figwidth(), 0.5),
+    order = [g for g in names if g in handles] + [k for k in handles if k not in names]  # groups first
+    fig.legend([handles[k] for k in order], order, loc="center left", bbox_to_anchor=(1 - _LEGEND_WIDTH_IN / fig.get_figwidth(), 0.5),
                fontsize=8, frameon=False)
     return fig
 
