@@ -41,8 +41,9 @@ BootstrapOpt = Annotated[str, typer.Option(
     "the independent unit) or points (every epoch alone: too narrow, kept for comparison).")]
 BandsOpt = Annotated[str, typer.Option("--bands", help="Draw bands as two edge lines, a shaded area, or not at all: lines | shade | none.")]
 ReferenceOpt = Annotated[Optional[List[str]], typer.Option(
-    "--reference", help="An external trend line NAME=SLOPE,INTERCEPT[,TRANSFORM] (e.g. a published "
-    "one; repeatable): drawn in every panel and usable as --baseline NAME.", show_default=False)]
+    "--reference", help="An external trend line, e.g. a published one: NAME=SLOPE,INTERCEPT, or "
+    "with the scale it was fitted on (probit, logit, linear) after one more comma (repeatable). Drawn in every "
+    "panel and usable as --baseline NAME.", show_default=False)]
 ReferencePointsOpt = Annotated[Optional[Path], typer.Option(
     "--reference-points", help="CSV of external points with columns group,id,ood (metrics in [0, 1]): "
     "drawn and fitted as groups of their own, usable as --baseline.", show_default=False)]
