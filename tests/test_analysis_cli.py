@@ -77,7 +77,8 @@ def test_plot_trends_shows_plot_tables_and_exports_one_panel_per_axis(ws, tmp_pa
     fig = tmp_path / "axes.svg"
     code, out = run(ws, "plot", "trends", "axes", "--export", str(fig))
     assert code == 0, out
-    assert "— total" in out and "— classes.random" in out  # automatic facets
+    titles = [line.strip().split(" · ")[0] for line in out.splitlines()]
+    assert "total" in titles and "classes.random" in titles  # automatic facets, one titled panel each
     assert "linear trends" in out and "effective robustness vs scratch" in out
     ranking = [line.split("│")[2].strip() for line in out.splitlines()
                if re.match(r"│ [1-4] ", line)]
@@ -86,7 +87,7 @@ def test_plot_trends_shows_plot_tables_and_exports_one_panel_per_axis(ws, tmp_pa
     svg = fig.read_text()
     assert svg.count('id="axes_') == 2  # one panel per swept axis
     code, out = run(ws, "plot", "trends", "axes", "--facet", "none")
-    assert code == 0 and "— total" not in out
+    assert code == 0 and "total" not in [line.strip().split(" · ")[0] for line in out.splitlines()]
 
 
 def test_plot_trends_json_is_stable_and_has_the_golden_structure(ws):
@@ -97,13 +98,17 @@ def test_plot_trends_json_is_stable_and_has_the_golden_structure(ws):
     assert first == second  # same input, same bytes
     doc = json.loads(first)
     assert list(doc) == sorted(doc)
-    assert set(doc) == {"baseline", "group_by", "groups", "level", "n_boot", "notes", "seed",
-                        "study", "transform", "where"}
+    assert set(doc) == {"baseline", "baseline_kind", "baseline_range", "bootstrap", "group_by", "groups",
+                        "level", "n_boot", "notes", "references", "seed", "study", "transform", "where"}
     assert doc["baseline"] == "scratch" and doc["n_boot"] == 1000 and doc["level"] == 0.95
+    assert doc["bootstrap"] == {"unit": "runs", "n_boot": 1000, "seed": 0, "level": 0.95, "min_runs_for_a_verdict": 3}
+    assert doc["baseline_kind"] == "group" and doc["references"] == {}
     assert list(doc["groups"]) == ["q-2000", "q-500", "same-as-500", "scratch"]
     g = doc["groups"]["q-2000"]
-    assert set(g) == {"effective_robustness", "intercept", "is_baseline", "n", "r2", "runs", "slope"}
-    assert set(g["effective_robustness"]) == {"excludes_zero", "high", "low", "mean"}
+    assert set(g) == {"clipped", "effective_robustness", "external", "id_range", "intercept", "is_baseline",
+                      "n", "outside_baseline_range", "r2", "runs", "slope"}
+    assert set(g["effective_robustness"]) == {"excludes_zero", "high", "low", "mean", "verdict"}
+    assert g["effective_robustness"]["verdict"] == "above" and g["clipped"] == 0
     assert (g["n"], g["runs"]) == (20, 4)
     assert g["slope"] == pytest.approx(0.9, abs=0.15) and g["r2"] > 0.9
     er = g["effective_robustness"]
@@ -125,7 +130,13 @@ def test_plot_trends_group_by_sweep_key_uses_scratch_distribution_as_baseline(ws
     (("--where", "arch ~ x"), "cannot read"),
     (("--where", "nope=1"), "unknown field 'nope'"),
     (("--group-by", "colour"), "cannot group by 'colour'"),
-    (("--baseline", "imagenet"), "no group or distribution named 'imagenet'"),
+    (("--baseline", "imagenet"), "no group, distribution or reference named 'imagenet'"),
+    (("--bootstrap", "epochs"), "runs, points"),
+    (("--bands", "dots"), "none, lines, shade"),
+    (("--reference", "miller"), "NAME=SLOPE,INTERCEPT"),
+    (("--reference", "miller=0.9,x"), "NAME=SLOPE,INTERCEPT"),
+    (("--reference", "m=0.9,-0.7,cubic"), "probit, logit, linear"),
+    (("--reference-points", "nope.csv"), "no such file"),
     (("--transform", "sqrt"), "probit, logit, linear"),
     (("--export", "fig.jpg"), ".png, .svg, .pdf"),
     (("--where", "arch=alexnet"), "matched none"),
@@ -155,16 +166,174 @@ def test_compare_includes_zero_for_groups_on_one_line(ws):
     assert code == 1 and "no group 'nope'" in out
 
 
-def test_plot_residuals_terminal_and_export(ws, tmp_path):
+def test_point_bootstrap_is_an_explicit_choice_with_narrower_intervals_and_a_note(ws):
+    _, runs = run(ws, "plot", "trends", "axes", "--json")
+    _, points = run(ws, "plot", "trends", "axes", "--json", "--bootstrap", "points")
+    runs, points = json.loads(runs), json.loads(points)
+    assert runs["bootstrap"]["unit"] == "runs" and points["bootstrap"]["unit"] == "points"
+    assert runs["groups"]["q-500"]["effective_robustness"] != points["groups"]["q-500"]["effective_robustness"]
+    assert any("too narrow" in n for n in points["notes"]) and not any("too narrow" in n for n in runs["notes"])
+
+
+@pytest.fixture(scope="module")
+def few_ws(tmp_path_factory):
+    """Two runs per group (one seed, two archs): too few for any verdict."""
+    return make_results_workspace(tmp_path_factory.mktemp("few") / "ws", study="few", groups=GROUPS[:3],
+                                  archs=("resnet18", "resnet34"), seeds=(0,), epochs=5, noise=0.03, seed=2)
+
+
+def test_compare_says_too_few_runs_to_tell_under_three_runs(few_ws):
+    code, out = run(few_ws, "compare", "q-2000", "scratch", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["excludes_zero"] is True  # the interval alone would claim a difference ...
+    assert doc["verdict"] == "too few runs" and doc["runs_a"] == 2 and doc["bootstrap"]["unit"] == "runs"
+    code, out = run(few_ws, "compare", "q-2000", "scratch")
+    flat = " ".join(out.split())
+    assert "Too few runs to tell" in flat and "more effectively robust" not in flat  # ... but says nothing
+    code, out = run(few_ws, "plot", "trends", "few", "--facet", "none")
+    rows = [line for line in out.split("effective robustness vs")[1].splitlines() if re.match(r"│ \d ", line)]
+    assert len(rows) == 3 and all("too few runs" in r or "baseline" in r for r in rows)
+
+
+def test_tables_fit_80_columns_without_cutting_words(tmp_path):
+    long = [GroupSpec("scratch", 0.9, -0.7),
+            GroupSpec("imagenet-150000-wordnet-depth-4-balanced", 0.9, -0.5, "demo-shapes", {"total": 500}),
+            GroupSpec("fractaldb-1k-weight-0.4", 0.9, -0.7, "demo-shapes", {"total": 2000})]
+    w = make_results_workspace(tmp_path / "ws", study="long", groups=long, archs=("resnet18", "resnet34", "resnet50"),
+                               epochs=4, seed=3)
+    res = CliRunner().invoke(app, ["plot", "trends", "long", "-w", str(w.root)], env={"COLUMNS": "80", "LINES": "24"})
+    out = ANSI.sub("", res.output)
+    assert res.exit_code == 0, out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    table = out.split("effective robustness vs")[1]
+    assert "spans 0" in table and "above" in table and "baseline" in table
+    assert "…" not in "".join(line for line in table.splitlines() if "spans" in line or "above" in line).replace("…+", "").replace("…-", "")
+
+
+def test_a_reference_line_is_drawn_and_serves_as_the_baseline(ws):
+    # scratch's true line, given as an external reference: q-2000 must read about as it does
+    # against the fitted scratch trend, and the reference carries no sampling error of its own.
+    code, out = run(ws, "plot", "trends", "axes", "--json", "--reference", "truth=0.9,-0.7,probit",
+                    "--baseline", "truth")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["baseline"] == "truth" and doc["baseline_kind"] == "reference line"
+    assert doc["references"] == {"truth": {"slope": 0.9, "intercept": -0.7, "transform": "probit"}}
+    _, fitted = run(ws, "plot", "trends", "axes", "--json")
+    vs_ref = doc["groups"]["q-2000"]["effective_robustness"]
+    vs_fit = json.loads(fitted)["groups"]["q-2000"]["effective_robustness"]
+    assert vs_ref["mean"] == pytest.approx(vs_fit["mean"], abs=0.015)
+    assert vs_ref["high"] - vs_ref["low"] < vs_fit["high"] - vs_fit["low"]
+    assert any("reference line" in n for n in doc["notes"])
+    code, out = run(ws, "plot", "trends", "axes", "--facet", "none", "--reference", "truth=0.9,-0.7")
+    assert code == 0 and "truth (reference)" in out
+
+
+def test_reference_points_become_groups_of_their_own(ws, tmp_path):
+    csv = tmp_path / "published.csv"
+    rng = np.random.default_rng(0)
+    ids = rng.uniform(0.2, 0.6, 25)
+    from scipy.special import ndtr, ndtri
+
+    pd.DataFrame({"group": "miller-models", "id": ids, "ood": ndtr(0.9 * ndtri(ids) - 0.7)}).to_csv(csv, index=False)
+    code, out = run(ws, "plot", "trends", "axes", "--json", "--reference-points", str(csv),
+                    "--baseline", "miller-models")
+    assert code == 0, out
+    doc = json.loads(out)
+    ext = doc["groups"]["miller-models"]
+    assert ext["external"] is True and ext["runs"] == 25 and ext["slope"] == pytest.approx(0.9, abs=1e-6)
+    assert doc["baseline_kind"] == "reference points"
+    assert doc["groups"]["q-2000"]["effective_robustness"]["verdict"] == "above"
+    pct = tmp_path / "pct.csv"
+    pd.DataFrame({"group": ["m"], "id": [45.0], "ood": [30.0]}).to_csv(pct, index=False)
+    code, out = run(ws, "plot", "trends", "axes", "--reference-points", str(pct))
+    assert code == 1 and "divide by 100" in out
+
+
+def test_clipped_and_extrapolated_values_are_said(tmp_path):
+    w = make_results_workspace(tmp_path / "ws", study="edge", groups=[
+        GroupSpec("scratch", 0.9, -0.7), GroupSpec("far", 0.9, -1.5, "demo-shapes", {"total": 9})],
+        archs=("resnet18", "resnet34", "resnet50"), epochs=6, noise=0.0, seed=4)
+    from divrob.store.db import write_connection
+
+    with write_connection(w.db_path) as con:  # a run that scored exactly 0 OOD at one epoch
+        con.execute("UPDATE epochs SET f1_macro = 0 WHERE split = 'test' AND epoch = 1 AND run_id IN "
+                    "(SELECT run_id FROM study_runs WHERE distribution = 'far' LIMIT 1)")
+        con.execute("UPDATE epochs SET f1_macro = f1_macro + 0.2 WHERE split = 'id_test' AND run_id IN "
+                    "(SELECT run_id FROM study_runs WHERE distribution = 'far')")
+    code, out = run(w, "plot", "trends", "edge", "--json")
+    doc = json.loads(out)
+    far = doc["groups"]["far"]
+    assert far["clipped"] == 1 and far["outside_baseline_range"] > 0
+    assert any("clipped" in n for n in doc["notes"]) and any("extrapolated" in n for n in doc["notes"])
+    code, out = run(w, "plot", "trends", "edge")
+    assert "note: clipped, extrapolated" in out and "clipped to [0.0001, 0.9999]" in " ".join(out.split())
+
+
+@pytest.fixture(scope="module")
+def fig3_ws(tmp_path_factory):
+    groups = [GroupSpec("scratch", 0.9, -0.7), GroupSpec("imagenet-full", 0.9, -0.3, "imagenet", {})]
+    return make_results_workspace(tmp_path_factory.mktemp("fig3") / "ws", study="fig3", groups=groups,
+                                  archs=("resnet18", "resnet34"), seeds=(0, 1, 2), epochs=6, seed=5)
+
+
+def test_residuals_default_to_imagenet_full_against_the_reference_line(fig3_ws):
+    code, out = run(fig3_ws, "plot", "residuals", "fig3", "--json", "--reference", "miller=0.9,-0.3")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["of"] == "imagenet-full" and doc["baseline"] == "miller" and doc["circular"] is False
+    assert doc["bootstrap"] == {"unit": "runs", "n_boot": 1000}
+    for arch in doc["archs"]:  # on the very line the reference gives: residuals near zero, CI around it
+        assert arch["runs"] == 3 and arch["low"] <= 0.01 and arch["high"] >= -0.01
+    assert {(e["arch"], e["epoch"]) for e in doc["epochs"]} == {(a, e) for a in ("resnet18", "resnet34") for e in range(1, 7)}
+    code, out = run(fig3_ws, "plot", "residuals", "fig3")  # no reference: imagenet-full against scratch
+    assert code == 0, out
+    means = [float(line.split("│")[3]) for line in out.splitlines() if line.startswith("│ resnet")]
+    assert len(means) == 2 and all(m > 0.05 for m in means)
+    assert "circular" not in out
+
+
+def test_residuals_of_the_baseline_itself_say_they_are_circular(ws, tmp_path):
+    code, out = run(ws, "plot", "residuals", "axes")  # no imagenet-full here: scratch from scratch
+    assert code == 0, out
+    assert "fitted to these same points" in " ".join(out.split()) and "--reference" in out
     fig = tmp_path / "res.pdf"
     code, out = run(ws, "plot", "residuals", "axes", "--baseline", "q-2000", "--export", str(fig))
     assert code == 0, out
-    assert "fine-tuning epoch" in out and "resnet34" in out and "residual per architecture" in out
+    assert "fine-tuning epoch" in out and "resnet34" in out and "mean residual per architecture" in out
     assert fig.read_bytes()[:5] == b"%PDF-"
     code, out = run(ws, "plot", "residuals", "axes", "--of", "q-500", "--baseline", "scratch")
     assert code == 0, out
     means = [float(line.split("│")[3]) for line in out.splitlines() if line.startswith("│ resnet")]
     assert all(m > 0.02 for m in means)  # q-500 lies above the scratch trend at every epoch
+
+
+def test_results_table_summarises_a_large_study(tmp_path):
+    from divrob.cli.analysis_tables import SUMMARY_ROWS
+
+    groups = [GroupSpec(f"g{i}", 0.9, -0.7) for i in range(SUMMARY_ROWS // 4 + 1)]
+    w = make_results_workspace(tmp_path / "ws", study="big", groups=groups, archs=("resnet18", "resnet34"),
+                               seeds=(0, 1), epochs=2, seed=6)
+    code, out = run(w, "results", "--study", "big")
+    assert code == 0, out
+    assert f"{len(groups) * 4} runs, mean macro-F1" in out and "--format csv" in out
+    assert sum(1 for line in out.splitlines() if line.startswith("│ g")) <= SUMMARY_ROWS
+
+
+def test_the_tui_and_the_cli_compute_the_same_numbers(ws):
+    from divrob.analysis import N_BOOT
+    from divrob.analysis.report import study_points
+    from divrob.tui.adapter import DivrobAdapter
+
+    a = DivrobAdapter.analyse(study_points(ws, "axes"), "distribution", "scratch", "probit")
+    assert a.n_boot == N_BOOT and a.unit == "runs"
+    _, out = run(ws, "plot", "trends", "axes", "--json")
+    doc = json.loads(out)
+    assert doc["n_boot"] == N_BOOT
+    for g, r in a.groups.items():
+        er = doc["groups"][g]["effective_robustness"]
+        assert (er["low"], er["high"]) == pytest.approx(r.er[1:], abs=1e-6)
 
 
 def test_results_commands_do_not_import_torch(ws):

@@ -1,139 +1,201 @@
-"""Terminal (plotext) and exported (matplotlib) trend figures."""
+"""Terminal (plotext) and exported (matplotlib) trend figures: one renderer for the CLI, the demo
+and the TUI, readable at 80x24 and 160x48 (snapshot-style: properties of the text, not bytes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
-from divrob.analysis.trends import bootstrap_band, fit_trends
-from divrob.plots.export import export_panels, export_residuals, export_trends
-from divrob.plots.terminal import render_residuals, render_trends
+from divrob.analysis.robustness import analyse
+from divrob.analysis.trends import Trend
+from divrob.plots.export import export_panels, export_residuals, export_trends, trend_figure
+from divrob.plots.terminal import X_TITLE, Y_TITLE, draw_trends, panel_of, render_residuals, render_trends
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GROUPS = {"scratch": (0.9, -0.7), "imagenet-1k": (0.8, -0.3), "shapes-2000-with-a-long-name": (0.85, -0.5)}
 
 
 @pytest.fixture(scope="module")
-def results():
-    """Two groups on distinct probit-linear trends, like scratch vs ImageNet pre-training."""
+def analysis():
+    """Three groups of 6 runs x 12 epochs on distinct probit-linear trends."""
     rng = np.random.default_rng(0)
-    frames = []
-    for group, (slope, intercept) in {"scratch": (0.9, -0.7), "imagenet-1k": (0.8, -0.3)}.items():
-        xt = rng.uniform(-1.5, 0.2, 30)
-        yt = slope * xt + intercept + 0.08 * rng.normal(size=30)
-        frames.append(pd.DataFrame({"group": group, "id_f1": ndtr(xt), "ood_f1": ndtr(yt)}))
-    df = pd.concat(frames, ignore_index=True)
-    trends = fit_trends(df)
-    bands = {}
-    for group, sub in df.groupby("group"):
-        grid = np.linspace(sub.id_f1.min(), sub.id_f1.max(), 25)
-        bands[group] = (grid, *bootstrap_band(sub.id_f1, sub.ood_f1, grid, n_boot=200))
-    return df, trends, bands
+    rows = []
+    for group, (slope, intercept) in GROUPS.items():
+        for r in range(6):
+            x0, offset = rng.normal(-1.0, 0.25), 0.1 * rng.normal()
+            for e in range(12):
+                xt = x0 + 0.06 * e
+                rows.append({"distribution": group, "run_id": f"{group}{r}", "arch": f"a{r % 3}", "epoch": e + 1,
+                             "id_f1": ndtr(xt), "ood_f1": ndtr(slope * xt + intercept + offset + 0.02 * rng.normal())})
+    return analyse(pd.DataFrame(rows), n_boot=300)
+
+
+@pytest.fixture(scope="module")
+def panel(analysis):
+    return panel_of(analysis)
 
 
 def plain(text: str) -> str:
     return ANSI.sub("", text)
 
 
-# ---- terminal -------------------------------------------------------------------------------
+def split_plot(text: str) -> tuple[list[str], list[str]]:
+    """(the plot's lines, the legend's lines): the legend starts after the axis-title line."""
+    lines = plain(text).splitlines()
+    axis = max(i for i, line in enumerate(lines) if X_TITLE in line)
+    return lines[: axis + 1], [line for line in lines[axis + 1:] if line.strip()]
 
-def test_render_has_legend_labels_and_requested_size(results):
-    df, trends, bands = results
-    out = render_trends(df, trends, bands=bands, width=90, height=28, title="quantity")
-    text = plain(out)
-    lines = text.splitlines()
-    assert len(lines) == 28
-    assert max(len(line) for line in lines) == 90
-    for expected in ("scratch", "imagenet-1k", "y = x", "ID macro-F1", "OOD macro-F1", "quantity"):
+
+# ---- terminal: readable at 80x24 and 160x48 ---------------------------------------------------
+
+@pytest.mark.parametrize("width, height", [(80, 22), (160, 46)])
+@pytest.mark.parametrize("bands", ["lines", "shade", "none"])
+def test_plot_fits_the_terminal_has_titles_and_a_legend_outside_the_data(panel, width, height, bands):
+    out = render_trends(panel, width=width, height=height, title="quantity", bands=bands)
+    plot, legend = split_plot(out)
+    assert all(len(line) <= width for line in plain(out).splitlines())
+    assert len(plot) == height
+    text = "\n".join(plot)
+    for expected in ("quantity", X_TITLE, Y_TITLE, "y = x"):
         assert expected in text
+    # The legend is below the plot, never drawn over the data: no group name inside the frame.
+    legend_text = " ".join(legend)
+    for group in GROUPS:
+        assert group in legend_text
+        assert all(group not in line for line in plot)
+    assert "y = x" in legend_text and "trend" in legend_text
+    assert ("95% band" in legend_text) == (bands != "none")
 
 
-def test_render_axis_is_probit_with_metric_tick_labels(results):
-    df, trends, _ = results
-    lines = plain(render_trends(df, trends, width=90, height=24)).splitlines()
-    labels = lines[-2].split()
-    assert {"0.1", "0.2", "0.4"} <= set(labels)
-    cols = dict(zip(labels, [m.start() for m in re.finditer("┬", lines[-3])]))
-    # Column gaps 0.1->0.2 vs 0.2->0.4 are in ratio 0.75 on a probit axis
-    # (0.5 on a linear axis, 1.0 on a log one).
-    ratio = (cols["0.2"] - cols["0.1"]) / (cols["0.4"] - cols["0.2"])
-    assert ratio == pytest.approx(0.75, abs=0.08)
+def test_bands_are_drawn_as_edges_a_shade_or_not_at_all(panel):
+    inside = {b: "\n".join(split_plot(render_trends(panel, width=100, height=30, bands=b))[0])
+              for b in ("none", "lines", "shade")}
+    assert "░" in inside["shade"] and "░" not in inside["lines"] and "░" not in inside["none"]
+    assert inside["lines"].count("·") > inside["none"].count("·") + 20  # two edge lines per group
+    with pytest.raises(ValueError, match="lines, shade"):
+        render_trends(panel, width=80, height=20, bands="dots")
 
 
-def test_render_default_size_follows_the_terminal(results, monkeypatch):
-    df, trends, _ = results
+def test_axis_is_probit_with_metric_tick_labels(panel):
+    plot, _ = split_plot(render_trends(panel, width=120, height=30))
+    labels = plot[-2].split()
+    cols = [m.start() for m in re.finditer("┬", plot[-3])]
+    assert len(labels) == len(cols) >= 3 and {"0.1", "0.2"} <= set(labels)
+    a, b, c = (float(v) for v in labels[:3])
+    gaps = (cols[1] - cols[0]) / (cols[2] - cols[1])
+    # Tick columns are spaced as the probit of their labels, not as the labels themselves.
+    probit = (ndtri(b) - ndtri(a)) / (ndtri(c) - ndtri(b))
+    assert gaps == pytest.approx(probit, abs=0.12)
+    assert abs(probit - (b - a) / (c - b)) > 0.25  # so a linear axis would fail
+
+
+def test_facets_go_side_by_side_when_wide_and_stack_when_narrow(panel):
+    panels = {"total": panel, "classes.random": dataclasses.replace(panel, bands={})}
+    wide, _ = split_plot(render_trends(panels, width=160, height=30, title="study"))
+    assert any(line.count("┌") == 2 for line in wide) and "total" in "\n".join(wide)
+    narrow = plain(render_trends(panels, width=80, height=20, title="study")).splitlines()
+    assert sum(line.count("┌") for line in narrow) == 2 and all(line.count("┌") <= 1 for line in narrow)
+    assert all(len(line) <= 80 for line in narrow)
+    assert "total" in "\n".join(narrow) and "classes.random" in "\n".join(narrow)
+
+
+def test_notes_reach_the_title_even_when_narrow(panel):
+    flagged = dataclasses.replace(panel, flags=("clipped", "extrapolated"))
+    plot, _ = split_plot(render_trends(flagged, width=60, height=18, title="a long title that cannot fit"))
+    assert "note: clipped, extrapolated" in plot[0]
+
+
+def test_reference_lines_are_drawn_and_named_in_the_legend(panel):
+    ref = Trend("miller", 0.85, -0.55, float("nan"), 0, "probit")
+    with_ref = dataclasses.replace(panel, references={"miller": ref})
+    plot, legend = split_plot(render_trends(with_ref, width=100, height=30))
+    before, _ = split_plot(render_trends(panel, width=100, height=30))
+    assert "miller (reference)" in " ".join(legend)
+    assert sum(line.count("━") for line in plot) > sum(line.count("━") for line in before) + 10
+
+
+def test_the_tui_figure_gets_the_same_drawing(panel):
+    """The TUI passes textual-plotext's figure; the same renderer draws on it."""
+    from textual_plotext.plot import Plot
+
+    fig = Plot()
+    draw_trends(fig, dataclasses.replace(panel, flags=()), title="OOD vs ID macro-F1 (probit)", width=46, height=18)
+    fig.plotsize(46, 18)
+    text = plain(fig.build())
+    assert "y = x" in text and X_TITLE in text and "OOD vs ID" in text
+    assert not any(g in text for g in GROUPS)  # no legend on the data (the TUI's table is the legend)
+
+
+def test_render_default_size_follows_the_terminal(panel, monkeypatch):
     monkeypatch.setenv("COLUMNS", "70")
     monkeypatch.setenv("LINES", "25")
-    lines = plain(render_trends(df, trends)).splitlines()
-    assert len(lines) == 23  # two lines left for the prompt
-    assert max(len(line) for line in lines) == 70
-
-
-def test_render_clamps_absurd_sizes(results):
-    df, trends, _ = results
-    lines = plain(render_trends(df, trends, width=5, height=3)).splitlines()
-    assert len(lines) >= 12 and max(len(line) for line in lines) >= 40
-
-
-def test_render_bands_add_marks(results):
-    df, trends, bands = results
-    without = plain(render_trends(df, trends, width=90, height=28))
-    with_bands = plain(render_trends(df, trends, bands=bands, width=90, height=28))
-    assert with_bands != without
+    plot, _ = split_plot(render_trends(panel))
+    assert len(plot) == 23  # two lines left for the prompt
+    assert max(len(line) for line in plot) <= 70
 
 
 def test_render_without_trends_or_points_still_draws_axes():
-    empty = pd.DataFrame({"group": [], "id_f1": [], "ood_f1": []})
-    text = plain(render_trends(empty, {}, width=60, height=15))
-    assert len(text.splitlines()) == 15 and "ID macro-F1" in text
+    empty = panel_of(analyse(pd.DataFrame({"distribution": ["x"], "run_id": ["r"], "id_f1": [np.nan],
+                                           "ood_f1": [np.nan]}), baseline=None))
+    text = plain(render_trends(empty, width=60, height=15))
+    assert X_TITLE in text
 
 
 # ---- export -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("transform", ["probit", "logit", "linear"])
-def test_export_png(results, tmp_path, transform):
-    df, trends, bands = results
-    out = export_trends(df, trends, tmp_path / "fig.png", bands=bands, transform=transform,
-                        title="source")
+def test_export_png(analysis, tmp_path, transform):
+    a = analysis if transform == "probit" else analyse(analysis.df.drop(columns="group"), transform=transform, n_boot=200)
+    out = export_trends(panel_of(a), tmp_path / "fig.png", title="source")
     assert out == tmp_path / "fig.png"
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temp file left behind
 
 
-def test_export_svg_is_xml_with_svg_root(results, tmp_path):
-    df, trends, bands = results
-    out = export_trends(df, trends, tmp_path / "fig.svg", bands=bands)
-    root = ET.parse(out).getroot()
-    assert root.tag.split("}")[-1] == "svg"
-    assert [p.name for p in tmp_path.iterdir()] == ["fig.svg"]
+def test_exported_legend_sits_outside_every_panel(panel):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = trend_figure({"total": panel, "classes.random": panel}, title="two axes", bands="lines")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {*GROUPS, "y = x", "95% band"} <= set(labels)
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+        assert ax.get_xlabel().startswith("ID macro-F1") and ax.get_ylabel().startswith("OOD macro-F1")
 
 
-def test_export_pdf(results, tmp_path):
-    df, trends, bands = results
-    out = export_trends(df, trends, tmp_path / "sub" / "fig.PDF", bands=bands)
+def test_export_svg_is_reproducible_xml(panel, tmp_path):
+    a = export_trends(panel, tmp_path / "a.svg").read_bytes()
+    b = export_trends(panel, tmp_path / "b.svg").read_bytes()
+    assert a == b
+    assert ET.parse(tmp_path / "a.svg").getroot().tag.split("}")[-1] == "svg"
+
+
+def test_export_pdf(panel, tmp_path):
+    out = export_trends(panel, tmp_path / "sub" / "fig.PDF")
     assert out.read_bytes()[:5] == b"%PDF-"
     assert [p.name for p in out.parent.iterdir()] == ["fig.PDF"]
 
 
-def test_export_svg_is_reproducible(results, tmp_path):
-    df, trends, bands = results
-    a = export_trends(df, trends, tmp_path / "a.svg", bands=bands).read_bytes()
-    b = export_trends(df, trends, tmp_path / "b.svg", bands=bands).read_bytes()
-    assert a == b
-
-
-def test_export_bad_suffix_raises_and_writes_nothing(results, tmp_path):
-    df, trends, _ = results
+def test_export_bad_suffix_raises_and_writes_nothing(panel, tmp_path):
     with pytest.raises(ValueError, match=r"\.png.*\.svg.*\.pdf"):
-        export_trends(df, trends, tmp_path / "fig.jpg")
+        export_trends(panel, tmp_path / "fig.jpg")
     assert list(tmp_path.iterdir()) == []
 
 
-# ---- panels and residuals -------------------------------------------------------------------
+def test_export_panels_one_axes_per_panel(panel, tmp_path):
+    out = export_panels({"total": panel, "classes.random": panel}, tmp_path / "p.svg", title="two axes")
+    assert out.read_text().count('id="axes_') == 2
+
+
+# ---- residuals --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def residuals():
@@ -142,28 +204,17 @@ def residuals():
                          for a in ("resnet18", "resnet50") for e in range(1, 13)])
 
 
-def test_export_panels_one_axes_per_panel(results, tmp_path):
-    df, trends, bands = results
-    panels = {"total": (df, trends, bands), "classes.random": (df[df.group == "scratch"],
-                                                               {"scratch": trends["scratch"]}, {})}
-    out = export_panels(panels, tmp_path / "p.svg", title="two axes")
-    svg = out.read_text()
-    assert svg.count('id="axes_') == 2
-    assert export_panels(panels, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
-
-
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF-"), (".svg", b"<?xml")])
 def test_export_residuals_formats(residuals, tmp_path, suffix, magic):
     out = export_residuals(residuals, tmp_path / f"r{suffix}", title="Figure 3")
     assert out.read_bytes()[: len(magic)] == magic
-    if suffix == ".svg":
-        assert ET.parse(out).getroot().tag.split("}")[-1] == "svg"
 
 
-def test_render_residuals_legend_and_epoch_axis(residuals):
-    text = plain(render_residuals(residuals, width=80, height=20, title="residuals"))
-    lines = text.splitlines()
-    assert len(lines) == 20
-    for expected in ("resnet18", "resnet50", "y = 0", "fine-tuning epoch", "residuals"):
-        assert expected in text
-    assert "12" in lines[-2]
+@pytest.mark.parametrize("width, height", [(80, 20), (160, 46)])
+def test_render_residuals_legend_below_and_epoch_axis(residuals, width, height):
+    lines = plain(render_residuals(residuals, width=width, height=height, title="residuals")).splitlines()
+    assert all(len(line) <= width for line in lines)
+    plot, legend = lines[:height], " ".join(lines[height:])
+    assert "resnet18" in legend and "resnet50" in legend and "baseline trend" in legend
+    assert not any("resnet" in line for line in plot)
+    assert "fine-tuning epoch" in "\n".join(plot) and "12" in plot[-2]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.special import ndtr
 
-from divrob.analysis.transforms import TRANSFORMS, inverse, metric_ticks, transform
+from divrob.analysis.transforms import TRANSFORMS, clipped, inverse, inverse_slopes, metric_ticks, transform
 from divrob.analysis.trends import (
     Trend,
     bootstrap_band,
@@ -47,6 +47,22 @@ def test_transform_clips_zero_and_one(name):
     y = transform([0.0, 1.0], name, eps=1e-4)
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(inverse(y, name), [1e-4, 1 - 1e-4])
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_inverse_slopes_are_the_derivatives_of_inverse(name):
+    y = np.linspace(-2.5, 2.5, 11)
+    h = 1e-4
+    d1, d2 = inverse_slopes(y, name)
+    np.testing.assert_allclose(d1, (inverse(y + h, name) - inverse(y - h, name)) / (2 * h), atol=1e-7)
+    second = (inverse(y + h, name) - 2 * inverse(y, name) + inverse(y - h, name)) / h**2
+    np.testing.assert_allclose(d2, second, atol=1e-5)
+
+
+def test_clipped_counts_what_the_transform_moves():
+    values = [0.0, 1.0, 0.5, 0.99995, np.nan]
+    assert clipped(values, "probit") == 3 and clipped(values, "logit") == 3
+    assert clipped(values, "linear") == 0
 
 
 def test_probit_matches_known_values():

@@ -28,7 +28,11 @@ def _check(name: str) -> None:
         raise ValueError(f"unknown transform {name!r}; choose one of {', '.join(TRANSFORMS)}")
 
 
-def transform(x, name: str = "probit", eps: float = 1e-4) -> np.ndarray:
+CLIP_EPS = 1e-4
+"""Probit and logit clip metric values to [CLIP_EPS, 1 - CLIP_EPS] before transforming."""
+
+
+def transform(x, name: str = "probit", eps: float = CLIP_EPS) -> np.ndarray:
     """Map metric values to the plotting scale.
 
     Probit and logit clip to [eps, 1 - eps] first: a model at 0 or 1 F1 would otherwise map
@@ -40,6 +44,30 @@ def transform(x, name: str = "probit", eps: float = 1e-4) -> np.ndarray:
         return x.copy()
     x = np.clip(x, eps, 1.0 - eps)
     return ndtri(x) if name == "probit" else logit(x)
+
+
+def clipped(x, name: str = "probit", eps: float = CLIP_EPS) -> int:
+    """How many finite values `transform` would clip (metrics of exactly 0 or 1, say): reports
+    say so, because a clipped point sits at an arbitrary place on the transformed axis."""
+    if name == "linear":
+        return 0
+    x = np.asarray(x, dtype=np.float64)
+    return int(np.count_nonzero((x < eps) | (x > 1.0 - eps)))
+
+
+def inverse_slopes(y, name: str = "probit") -> tuple[np.ndarray, np.ndarray]:
+    """First and second derivatives of `inverse` at plotting-scale values `y`: the terms of a
+    second-order expansion of a trend's prediction when its line moves a little."""
+    _check(name)
+    y = np.asarray(y, dtype=np.float64)
+    if name == "linear":
+        return np.ones_like(y), np.zeros_like(y)
+    if name == "probit":
+        d1 = np.exp(-0.5 * y * y) / np.sqrt(2.0 * np.pi)
+        return d1, -y * d1
+    s = expit(y)
+    d1 = s * (1.0 - s)
+    return d1, d1 * (1.0 - 2.0 * s)
 
 
 def inverse(y, name: str = "probit") -> np.ndarray:

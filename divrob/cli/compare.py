@@ -1,7 +1,8 @@
 """`divrob compare A B`: is one pre-training distribution more effectively robust than another?
 
 The paper judges "no difference" by eye from overlapping bands; this answers it with the
-bootstrap CI of the difference of the two groups' mean effective robustness.
+bootstrap CI of the difference of the two groups' mean effective robustness, resampling whole
+runs, and says "too few runs to tell" rather than guess from fewer than three runs a group.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from typing import Annotated, Optional
 
 import typer
 
+from divrob.analysis import N_BOOT
 from divrob.cli.common import WorkspaceOpt, console
 from divrob.cli.results import (
-    TRANSFORMS,
     BaselineOpt,
+    BootstrapOpt,
     GroupByOpt,
     NBootOpt,
+    Reading,
+    ReferenceOpt,
+    ReferencePointsOpt,
     SeedOpt,
     TransformOpt,
     WhereOpt,
@@ -33,39 +38,40 @@ def compare(
     transform: TransformOpt = "probit",
     where: WhereOpt = None,
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the interval.")] = 0.95,
-    n_boot: NBootOpt = 1000,
+    reference: ReferenceOpt = None,
+    reference_points: ReferencePointsOpt = None,
+    bootstrap: BootstrapOpt = "runs",
+    n_boot: NBootOpt = N_BOOT,
     seed: SeedOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Difference of two groups' effective robustness (A minus B) with a bootstrap CI, and
     whether the CI excludes zero."""
-    import json
+    from rich.markup import escape
 
-    from divrob.analysis.report import only_study, resolve_study
-    from divrob.analysis.robustness import DEFAULT_BASELINE, _num
-    from divrob.analysis.robustness import compare as compare_groups
-    from divrob.errors import DivrobError
+    from divrob.analysis.comparison import compare as compare_groups
+    from divrob.analysis.comparison import comparison_json
+    from divrob.analysis.robustness import DEFAULT_BASELINE
+    from divrob.analysis.studies import only_study, resolve_study
     from divrob.workspace import open_workspace
 
-    if transform not in TRANSFORMS:
-        raise DivrobError(f"--transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
+    reading = Reading.parse(group_by=group_by, baseline=baseline, transform=transform, unit=bootstrap,
+                            n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study) if study else only_study(ws)
-    points = load_points(ws, name, where)
+    points = load_points(ws, name, where, for_analysis=True)
     with user_errors():
-        c = compare_groups(points, a, b, group_by, baseline or DEFAULT_BASELINE, transform,
-                           n_boot, seed, level)
+        c = compare_groups(points, a, b, group_by, baseline or DEFAULT_BASELINE, transform, n_boot, seed,
+                           level, unit=bootstrap, references=reading.references,
+                           reference_points=reading.reference_points)
     if as_json:
-        doc = {"study": name, "a": c.a, "b": c.b, "baseline": c.baseline, "group_by": group_by,
-               "transform": transform, "difference": _num(c.diff), "low": _num(c.low),
-               "high": _num(c.high), "level": c.level, "excludes_zero": c.excludes_zero,
-               "n_a": c.n_a, "n_b": c.n_b, "n_boot": n_boot, "seed": seed}
-        typer.echo(json.dumps(doc, sort_keys=True, indent=2))
+        typer.echo(comparison_json(c, study=name, group_by=group_by, transform=transform, seed=seed), nl=False)
         return
-    colour = "green" if c.excludes_zero else "yellow"
-    console.print(f"[bold]{name}[/]: {c.n_a} points in {c.a}, {c.n_b} in {c.b}, grouped by {group_by}")
-    console.print(f"[{colour}]{c.sentence()}[/]", highlight=False)
+    colour = {"a": "green", "b": "green", "no difference": "yellow"}.get(c.verdict, "dim")
+    console.print(f"[bold]{escape(name)}[/]: {c.n_a} points ({c.runs_a} runs) in {escape(c.a)}, "
+                  f"{c.n_b} points ({c.runs_b} runs) in {escape(c.b)}, grouped by {escape(group_by)}")
+    console.print(f"[{colour}]{escape(c.sentence())}[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,27 +7,28 @@ plotext, matplotlib) loads inside the commands, and torch never does.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
+from divrob.analysis import BOOTSTRAP_UNITS, N_BOOT, TRANSFORMS
 from divrob.cli.common import WorkspaceOpt, console, err_console
-from divrob.analysis import TRANSFORMS
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
 
 FORMATS = ("table", "csv", "json", "parquet")
+BAND_STYLES = ("none", "lines", "shade")  # plots.terminal's, spelled here so --help needs no numpy
 
 StudyArg = Annotated[str, typer.Argument(help="Study name or its recipe file.")]
 GroupByOpt = Annotated[str, typer.Option(
     "--group-by", "-g", help="Run field to fit one trend per value of: distribution, source, arch, "
     "seed, or a swept recipe key (total, classes.random, ...).")]
 BaselineOpt = Annotated[Optional[str], typer.Option(
-    "--baseline", "-b", help="Group (or distribution) effective robustness is measured against "
-    "(default: scratch).", show_default=False)]
+    "--baseline", "-b", help="Group, distribution or --reference line that effective robustness is "
+    "measured against (default: scratch).", show_default=False)]
 TransformOpt = Annotated[str, typer.Option("--transform", "-t", help="Axis scale: probit | logit | linear.")]
 WhereOpt = Annotated[Optional[str], typer.Option(
     "--where", help="Keep rows matching all clauses, e.g. 'arch in resnet18|resnet50, total>=5000, "
@@ -35,6 +36,17 @@ WhereOpt = Annotated[Optional[str], typer.Option(
 ExportOpt = Annotated[Optional[Path], typer.Option("--export", "-o", help="Also write a figure: .png, .svg or .pdf.")]
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (same seed, same numbers).")]
+BootstrapOpt = Annotated[str, typer.Option(
+    "--bootstrap", help="What each bootstrap draw resamples: runs (all epochs of a run together, "
+    "the independent unit) or points (every epoch alone: too narrow, kept for comparison).")]
+BandsOpt = Annotated[str, typer.Option("--bands", help="Draw bands as two edge lines, a shaded area, or not at all: lines | shade | none.")]
+ReferenceOpt = Annotated[Optional[List[str]], typer.Option(
+    "--reference", help="An external trend line, e.g. a published one: NAME=SLOPE,INTERCEPT, or "
+    "with the scale it was fitted on (probit, logit, linear) after one more comma (repeatable). Drawn in every "
+    "panel and usable as --baseline NAME.", show_default=False)]
+ReferencePointsOpt = Annotated[Optional[Path], typer.Option(
+    "--reference-points", help="CSV of external points with columns group,id,ood (metrics in [0, 1]): "
+    "drawn and fitted as groups of their own, usable as --baseline.", show_default=False)]
 
 
 @contextmanager
@@ -50,17 +62,62 @@ def user_errors():
         raise DivrobError(str(e)) from None
 
 
-def _fmt(x) -> str:
-    return "-" if x is None or x != x else f"{x:.3f}"
+@dataclass
+class Reading:
+    """How a study is read: the choices every analysis command shares."""
+
+    group_by: str = "distribution"
+    baseline: Optional[str] = None  # None: the default baseline, not an error when missing
+    transform: str = "probit"
+    unit: str = "runs"
+    n_boot: int = N_BOOT
+    seed: int = 0
+    references: dict = field(default_factory=dict)
+    reference_points: object = None  # a DataFrame of (group, id_f1, ood_f1), or None
+
+    @classmethod
+    def parse(cls, *, reference=None, reference_points=None, **kw) -> "Reading":
+        """Validated options; bad ones raise DivrobError saying what to write instead."""
+        from divrob.errors import DivrobError
+
+        r = cls(**kw)
+        if r.transform not in TRANSFORMS:
+            raise DivrobError(f"--transform {r.transform!r}: choose from {', '.join(TRANSFORMS)}")
+        if r.unit not in BOOTSTRAP_UNITS:
+            raise DivrobError(f"--bootstrap {r.unit!r}: choose from {', '.join(BOOTSTRAP_UNITS)}")
+        if reference or reference_points is not None:
+            from divrob.analysis.references import load_reference_points, parse_references
+
+            with user_errors():
+                r.references = parse_references(reference, r.transform)
+                if reference_points is not None:
+                    r.reference_points = load_reference_points(reference_points)
+        return r
+
+    def analyse(self, points, *, with_bands: bool = True):
+        from divrob.analysis.robustness import DEFAULT_BASELINE, analyse
+
+        with user_errors():
+            return analyse(points, self.group_by, self.baseline or DEFAULT_BASELINE, self.transform,
+                           self.n_boot, self.seed, baseline_required=self.baseline is not None,
+                           with_bands=with_bands, unit=self.unit, references=self.references,
+                           reference_points=self.reference_points)
 
 
-def load_points(ws, study: str | None, where: str | None):
-    """A study's rows (or every study's), filtered by --where; an empty result is an error."""
-    from divrob.analysis.report import resolve_study, study_points
-    from divrob.analysis.where import apply_where
+def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool = False):
+    """A study's rows (or every study's), filtered by --where; an empty result is an error.
+    `for_analysis`: read only the scores a trend needs (and those --where names)."""
+    from divrob.analysis.report import study_points
+    from divrob.analysis.studies import resolve_study
+    from divrob.analysis.where import apply_where, parse_where
     from divrob.errors import DivrobError
+    from divrob.store.queries import SCORE_COLUMNS
 
-    points = study_points(ws, resolve_study(ws, study) if study else None)
+    scores = SCORE_COLUMNS
+    if for_analysis:
+        named = {c.field for c in parse_where(where)}
+        scores = [c for c in SCORE_COLUMNS if c in ("id_f1", "ood_f1") or c in named]
+    points = study_points(ws, resolve_study(ws, study) if study else None, scores)
     if where:
         before = len(points)
         points = apply_where(points, where)
@@ -69,102 +126,68 @@ def load_points(ws, study: str | None, where: str | None):
     return points
 
 
-def print_summary(points) -> None:
-    from divrob.analysis.report import run_summary
-
-    table = Table("distribution", "arch", "seed", "run", "epochs", "ID F1", "OOD F1",
-                  title="results: macro-F1 at the last fine-tuning epoch")
-    for r in run_summary(points).itertuples():
-        table.add_row(r.distribution, r.arch, str(r.seed), r.run_id[:8], str(r.epoch), _fmt(r.id_f1), _fmt(r.ood_f1))
-    console.print(table)
-
-
-def print_trends(analysis) -> None:
-    table = Table("group", "slope", "intercept", "R²", "points", "runs",
-                  title=f"linear trends (OOD on ID, {analysis.transform} scale), by {analysis.group_by}")
-    for name, r in analysis.groups.items():
-        t = r.trend
-        table.add_row(name, _fmt(t and t.slope), _fmt(t and t.intercept), _fmt(t and t.r2), str(r.n), str(r.runs))
-    console.print(table)
-
-
-def print_robustness(analysis) -> None:
-    """Groups ranked by mean effective robustness, with the CI and whether it excludes zero."""
-    if analysis.baseline is None:
-        return
-    pct = f"{analysis.level:.0%}"
-    table = Table("rank", "group", "eff. robustness", f"{pct} CI", "vs baseline", "points",
-                  title=f"effective robustness vs {analysis.baseline} (OOD F1 above the baseline "
-                        f"trend; {analysis.n_boot} resamples)")
-    for i, r in enumerate(analysis.ranked(), 1):
-        mean, lo, hi = r.er
-        if r.group == analysis.baseline:
-            verdict = "[dim]baseline[/]"
-        elif lo > 0:
-            verdict = "[green]above[/]"
-        elif hi < 0:
-            verdict = "[red]below[/]"
-        else:
-            verdict = "[yellow]not distinguishable[/]"
-        table.add_row(str(i), r.group, f"{mean:+.3f}", f"{lo:+.3f} … {hi:+.3f}", verdict, str(r.n))
-    console.print(table)
-
-
 def _plot_size() -> tuple[int, int]:
     return console.width, max(16, min(console.size.height - 2, 30))
 
 
 def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str | None = None,
                transform: str = "probit", where: str | None = None, facet: str | None = None,
-               export: Path | None = None, n_boot: int = 1000, seed: int = 0) -> None:
+               export: Path | None = None, n_boot: int = N_BOOT, seed: int = 0,
+               reading: Reading | None = None, bands: str = "lines") -> None:
     """Results table, terminal trend plot(s) with bands, trend table, effective robustness
-    ranking, and optionally an exported figure."""
-    from divrob.analysis.robustness import DEFAULT_BASELINE, analyse
-    from divrob.plots.terminal import PALETTE, render_trends
+    ranking, notes, and optionally an exported figure."""
+    from divrob.cli.analysis_tables import print_notes, print_robustness, print_summary, print_trends
+    from divrob.plots.terminal import render_trends
 
-    points = load_points(ws, study, where)
+    reading = reading or Reading.parse(group_by=group_by, baseline=baseline, transform=transform,
+                                       n_boot=n_boot, seed=seed)
+    points = load_points(ws, study, where, for_analysis=True)
     if points.empty:
         console.print(f"study {study!r} has no fine-tuning epochs recorded yet")
         return
-    with user_errors():
-        analysis = analyse(points, group_by, baseline or DEFAULT_BASELINE, transform, n_boot, seed,
-                           baseline_required=baseline is not None)
-        panels = _panel_analyses(points, analysis, facet, group_by, transform, n_boot, seed)
+    analysis = reading.analyse(points)
+    panels = _panels(points, analysis, facet, reading)
     print_summary(points)
-    colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(analysis.groups)}
     width, height = _plot_size()
-    for name, a in panels.items():
-        title = f"{study}: OOD vs ID macro-F1 ({transform} axes, {analysis.level:.0%} bands)"
-        plot = render_trends(a.df, a.trends, bands=a.bands, transform=transform, width=width,
-                             height=height, title=f"{title} — {name}" if name else title, colors=colors)
-        console.print(Text.from_ansi(plot), no_wrap=True, crop=True)
+    drawn = f", {analysis.level:.0%} bands" if bands != "none" else ""
+    title = f"{study}: OOD vs ID macro-F1 ({reading.transform} axes{drawn})"
+    with user_errors():
+        plot = render_trends(panels, width=width, height=height, title=title, bands=bands,
+                             colors=_colors(analysis))
+    console.print(Text.from_ansi(plot), no_wrap=True, crop=True)
     print_trends(analysis)
     print_robustness(analysis)
-    for note in analysis.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    print_notes(analysis.notes)
     if export is not None:
-        path = export_figure(panels, export, transform, study)
+        path = export_figure(panels, export, study, bands)
         console.print(f"figure written to [bold]{path}[/]")
 
 
-def _panel_analyses(points, analysis, facet, group_by, transform, n_boot, seed) -> dict:
-    """Per figure panel its own fits and bands; the unfaceted analysis for a single panel."""
+def _colors(analysis) -> dict[str, str]:
+    from divrob.plots.terminal import group_colors
+
+    return group_colors(analysis.groups)
+
+
+def _panels(points, analysis, facet, reading: Reading) -> dict:
+    """Per figure panel its own fits and bands (`plots.terminal.TrendPanel`); one panel of the
+    whole analysis when the study is not faceted."""
     from divrob.analysis.report import facet_panels
-    from divrob.analysis.robustness import analyse
+    from divrob.plots.terminal import panel_of
 
-    panels = facet_panels(points, facet, group_by)
-    if list(panels) == [""]:
-        return {"": analysis}
-    return {name: analyse(rows, group_by, None, transform, n_boot, seed)
-            for name, rows in panels.items()}
+    with user_errors():
+        rows = facet_panels(points, facet, reading.group_by)
+        if list(rows) == [""]:
+            return {"": panel_of(analysis)}
+        no_baseline = Reading(**{**reading.__dict__, "baseline": None})
+        return {name: panel_of(no_baseline.analyse(sub)) for name, sub in rows.items()}
 
 
-def export_figure(panels: dict, path: Path, transform: str, title: str) -> Path:
+def export_figure(panels: dict, path: Path, title: str, bands: str = "shade") -> Path:
     from divrob.plots.export import export_panels
 
     with user_errors():
-        return export_panels({name: (a.df, a.trends, a.bands) for name, a in panels.items()},
-                             path, transform=transform, title=title)
+        return export_panels(panels, path, title=title, bands=bands)
 
 
 def results(
@@ -177,6 +200,7 @@ def results(
     """Results from the store: a per-run table, or every fine-tuning epoch as CSV / JSON / Parquet."""
     import json
 
+    from divrob.cli.analysis_tables import SUMMARY_ROWS, print_results_table, print_summary
     from divrob.errors import DivrobError
     from divrob.fileio import atomic_path
     from divrob.workspace import open_workspace
@@ -185,12 +209,18 @@ def results(
         raise DivrobError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise DivrobError("--format parquet writes a binary file: give it a path with --output FILE.parquet")
-    points = load_points(open_workspace(workspace), study, where)
+    ws = open_workspace(workspace)
     if fmt == "table":
         if output is not None:
             raise DivrobError("--output needs --format csv, json or parquet")
-        print_summary(points)
+        if where:
+            print_summary(load_points(ws, study, where))
+        else:  # straight from the store: no epoch rows loaded, no pandas imported
+            from divrob.analysis.studies import resolve_study, results_table
+
+            print_results_table(*results_table(ws, resolve_study(ws, study) if study else None, SUMMARY_ROWS))
         return
+    points = load_points(ws, study, where)
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             points.to_parquet(tmp, index=False)
@@ -217,89 +247,93 @@ def trends(
     facet: Annotated[Optional[str], typer.Option(
         "--facet", help="One figure panel per value of this field; 'none' for one panel. Default: "
         "one panel per swept axis when distributions sweep different keys.")] = None,
+    bands: BandsOpt = "lines",
+    reference: ReferenceOpt = None,
+    reference_points: ReferencePointsOpt = None,
+    bootstrap: BootstrapOpt = "runs",
     as_json: Annotated[bool, typer.Option("--json", help="Print each group's trend and effective robustness as JSON, nothing else.")] = False,
     export: ExportOpt = None,
-    n_boot: NBootOpt = 1000,
+    n_boot: NBootOpt = N_BOOT,
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """OOD vs ID macro-F1 per fine-tuning epoch: one linear trend per group with its bootstrap
     band, and each group's effective robustness against the baseline."""
-    from divrob.analysis.report import resolve_study
+    from divrob.analysis.studies import resolve_study
     from divrob.errors import DivrobError
     from divrob.workspace import open_workspace
 
-    if transform not in TRANSFORMS:
-        raise DivrobError(f"--transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
+    if bands not in BAND_STYLES:
+        raise DivrobError(f"--bands {bands!r}: choose from {', '.join(BAND_STYLES)}")
+    reading = Reading.parse(group_by=group_by, baseline=baseline, transform=transform, unit=bootstrap,
+                            n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study)
     if not as_json:
-        show_study(ws, name, group_by=group_by, baseline=baseline, transform=transform, where=where,
-                   facet=facet, export=export, n_boot=n_boot, seed=seed)
+        show_study(ws, name, where=where, facet=facet, export=export, reading=reading, bands=bands)
         return
-    from divrob.analysis.robustness import DEFAULT_BASELINE, analyse, to_json
+    from divrob.analysis.robustness import to_json
 
-    points = load_points(ws, name, where)
-    with user_errors():
-        analysis = analyse(points, group_by, baseline or DEFAULT_BASELINE, transform, n_boot, seed,
-                           baseline_required=baseline is not None)
-        if export is not None:
-            panels = _panel_analyses(points, analysis, facet, group_by, transform, n_boot, seed)
-            export_figure(panels, export, transform, name)
+    points = load_points(ws, name, where, for_analysis=True)
+    analysis = reading.analyse(points)
+    if export is not None:
+        export_figure(_panels(points, analysis, facet, reading), export, name, bands)
     typer.echo(to_json(analysis, study=name, where=where or ""), nl=False)
 
 
 @plot_app.command()
 def residuals(
     study: StudyArg,
-    baseline: BaselineOpt = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", "-b", help="Trend the residuals are measured from: a --reference line, a group "
+        "or a distribution (default: the one --reference given, else scratch).", show_default=False)] = None,
     of: Annotated[Optional[str], typer.Option(
-        "--of", help="Group whose points to show (default: the baseline itself, as in the paper's "
-        "Figure 3).", show_default=False)] = None,
+        "--of", help="Group whose points to show (default: imagenet-full where the study has it, "
+        "as in the paper's Figure 3; else the baseline itself).", show_default=False)] = None,
     group_by: GroupByOpt = "distribution",
     transform: TransformOpt = "probit",
     where: WhereOpt = None,
+    reference: ReferenceOpt = None,
+    reference_points: ReferencePointsOpt = None,
+    bootstrap: BootstrapOpt = "runs",
+    n_boot: NBootOpt = N_BOOT,
+    seed: SeedOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-architecture summary and per-epoch residuals as JSON.")] = False,
     export: ExportOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Residuals from the baseline trend vs fine-tuning epoch, one line per architecture: does
-    the number of fine-tuning epochs bias the fit? (the paper's Figure 3)."""
-    from divrob.analysis.report import resolve_study, with_groups
-    from divrob.analysis.robustness import DEFAULT_BASELINE, analyse, epoch_residuals
-    from divrob.errors import DivrobError
+    """Residuals from a trend vs fine-tuning epoch, one line per architecture: does the number of
+    fine-tuning epochs bias the fit? (the paper's Figure 3, read against an external trend)."""
+    from divrob.analysis.residuals import residuals_of
+    from divrob.analysis.studies import resolve_study
+    from divrob.cli.analysis_tables import print_notes, print_residual_summary
     from divrob.plots.terminal import render_residuals
     from divrob.workspace import open_workspace
 
-    if transform not in TRANSFORMS:
-        raise DivrobError(f"--transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
+    reading = Reading.parse(group_by=group_by, baseline=baseline, transform=transform, unit=bootstrap,
+                            n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study)
-    points = load_points(ws, name, where)
-    base = baseline or DEFAULT_BASELINE
+    points = load_points(ws, name, where, for_analysis=True)
     with user_errors():
-        analysis = analyse(points, group_by, base, transform, baseline_required=True, with_bands=False)
-        shown = of or base
-        rows = with_groups(points, group_by)
-        rows = rows[rows["group"] == shown]
-        if rows.empty:
-            raise ValueError(f"no group {shown!r} when grouping by {group_by}; groups: "
-                             f"{', '.join(analysis.groups) or 'none'}")
-        res = epoch_residuals(rows, analysis.baseline_trend)
-    width, height = _plot_size()
-    title = f"{name}: residuals of {shown} from the {base} trend ({transform} fit, F1 units)"
-    console.print(Text.from_ansi(render_residuals(res, width=width, height=height, title=title)),
-                  no_wrap=True, crop=True)
-    table = Table("arch", "epochs", "mean residual", "min", "max", title="residual per architecture")
-    for arch, sub in res.groupby("arch", sort=True):
-        table.add_row(str(arch), str(len(sub)), f"{sub.residual.mean():+.3f}",
-                      f"{sub.residual.min():+.3f}", f"{sub.residual.max():+.3f}")
-    console.print(table)
+        view = residuals_of(points, of=of, baseline=baseline, group_by=group_by, transform=transform,
+                            unit=bootstrap, n_boot=n_boot, seed=seed, references=reading.references,
+                            reference_points=reading.reference_points)
+    if as_json:
+        typer.echo(view.to_json(study=name, where=where or ""), nl=False)
+    else:
+        width, height = _plot_size()
+        title = f"{name}: residuals of {view.of} from the {view.baseline.name} trend (F1)"
+        console.print(Text.from_ansi(render_residuals(view.per_epoch, width=width, height=height, title=title)),
+                      no_wrap=True, crop=True)
+        print_residual_summary(view)
+        print_notes(view.notes)
     if export is not None:
         from divrob.plots.export import export_residuals
 
         with user_errors():
-            path = export_residuals(res, export, title=f"{name}: {shown} vs the {base} trend")
-        console.print(f"figure written to [bold]{path}[/]")
+            path = export_residuals(view.per_epoch, export, title=f"{name}: {view.of} vs the {view.baseline.name} trend")
+        (err_console if as_json else console).print(f"figure written to [bold]{path}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from divrob.errors import DivrobError
-from divrob.analysis import TRANSFORMS
+from divrob.analysis import N_BOOT, TRANSFORMS
 from divrob.progress import SILENT, Reporter
 
 TABLE_FORMATS = (".csv", ".parquet")
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
-N_BOOT = 300  # interactive bootstrap: ~3x faster than the CLI's 1000, bands as stable to the eye
 
 
 @dataclass(frozen=True)
@@ -432,6 +431,8 @@ class DivrobAdapter:
 
     @staticmethod
     def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT):
+        """Trends, bands and effective robustness as `divrob plot trends` computes them: the same
+        run-level bootstrap and the same number of resamples (analysis.N_BOOT)."""
         from divrob.analysis.robustness import analyse
 
         if transform not in TRANSFORMS:
@@ -443,16 +444,14 @@ class DivrobAdapter:
 
     def export_figure(self, analysis, groups: list[str], path: str | Path, title: str) -> Path:
         from divrob.plots.export import export_trends
+        from divrob.plots.terminal import panel_of
 
         path = self._resolve(path)
         if path.suffix.lower() not in FIGURE_FORMATS:
             raise DivrobError(f"cannot export a figure to {path.name!r}: end the name in .png, .svg or .pdf")
-        df = analysis.df[analysis.df["group"].isin(groups)]
-        trends = {g: t for g, t in analysis.trends.items() if g in groups}
-        bands = {g: b for g, b in analysis.bands.items() if g in groups}
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return export_trends(df, trends, path, transform=analysis.transform, bands=bands, title=title)
+            return export_trends(panel_of(analysis, groups), path, title=title)
         except ValueError as e:
             raise DivrobError(str(e)) from None
 

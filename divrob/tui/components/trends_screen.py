@@ -14,13 +14,12 @@ from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
 from divrob.analysis import TRANSFORMS
+from divrob.plots import PALETTE, RICH_COLORS
 from divrob.tui.components.base import Done, StoreScreen
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
 from divrob.tui.components.tables import fill_table
-
-PALETTE = ("blue", "orange", "green", "magenta", "cyan", "red", "yellow", "white")
 
 
 def signed(x: float) -> str:
@@ -28,52 +27,15 @@ def signed(x: float) -> str:
     return f"{x:+.3f}".replace("0.", ".", 1)
 
 
-def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str]) -> None:
-    """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn like
-    `divrob plot trends` draws it: transformed axes, ticks in metric units."""
-    from divrob.analysis.transforms import format_tick, metric_ticks
-    from divrob.analysis.transforms import transform as to_scale
-    from divrob.plots.terminal import axis_ranges, group_points, line_range
+def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None) -> None:
+    """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn by the
+    renderer of `divrob plot trends`; `size` (the widget's) says how many ticks fit."""
+    from divrob.plots.terminal import draw_trends as draw
+    from divrob.plots.terminal import panel_of
 
-    plt.clear_data()
-    tf = analysis.transform
-    df = analysis.df[analysis.df["group"].isin(shown)]
-    points = group_points(df, "group", "id_f1", "ood_f1")
-    bands = {g: b for g, b in analysis.bands.items() if g in shown}
-    trends = {g: t for g, t in analysis.trends.items() if g in shown}
-    plt.title(f"OOD vs ID macro-F1 ({tf})")
-    if not points and not bands:
-        return
-    (x_lo, x_hi), (y_lo, y_hi) = axis_ranges(points, bands, tf)
-
-    def t(v):
-        return to_scale(v, tf)
-
-    d_lo, d_hi = max(x_lo, y_lo), min(x_hi, y_hi)
-    if d_lo < d_hi:
-        import numpy as np
-
-        diag = np.linspace(d_lo, d_hi, 32)
-        plt.plot(list(t(diag)), list(t(diag)), color="gray", marker="braille")
-    for g in shown:
-        if g in bands:
-            grid, lo, hi = bands[g]
-            step = max(1, len(grid) // 8)
-            for edge in (lo, hi):
-                plt.scatter(list(t(grid[::step])), list(t(edge[::step])), color=colors[g], marker="braille")
-    for g in shown:
-        grid = line_range(points.get(g), bands.get(g))
-        if g in trends and grid is not None:
-            plt.plot(list(t(grid)), list(t(trends[g].predict(grid))), color=colors[g], marker="braille")
-    for g in shown:
-        if g in points and len(points[g][0]):
-            plt.scatter(list(t(points[g][0])), list(t(points[g][1])), color=colors[g], marker="dot", label=g)
-    xt = metric_ticks(x_lo, x_hi, tf, max_ticks=5)
-    yt = metric_ticks(y_lo, y_hi, tf, max_ticks=5)
-    plt.xticks(list(t(xt)), [format_tick(v) for v in xt])
-    plt.yticks(list(t(yt)), [format_tick(v) for v in yt])
-    plt.xlim(float(t(x_lo)), float(t(x_hi)))
-    plt.ylim(float(t(y_lo)), float(t(y_hi)))
+    width, height = (size.width, size.height) if size else (None, None)
+    draw(plt, panel_of(analysis, shown), colors=colors, bands="lines",
+         title=f"OOD vs ID macro-F1 ({analysis.transform})", width=width, height=height)
 
 
 class TrendsScreen(StoreScreen):
@@ -232,14 +194,14 @@ class TrendsScreen(StoreScreen):
 
         shown = self.shown_groups()
         plot = self.query_one("#plot", PlotextPlot)
-        draw_trends(plot.plt, self.analysis, shown, self.group_colors)
+        draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size)
         plot.refresh()
         a = self.analysis
         rows = []
         for g, r in a.groups.items():
             if g not in shown:
                 continue
-            name = Text(g[:13], style=self.group_colors.get(g, ""))
+            name = Text(g[:13], style=RICH_COLORS.get(self.group_colors.get(g, ""), ""))
             if r.er is None:
                 rows.append((name, "-", "-"))
                 continue
@@ -247,7 +209,7 @@ class TrendsScreen(StoreScreen):
             if g == a.baseline:
                 ci = Text("baseline", style="dim")
             else:
-                verdict = "green" if lo > 0 else ("red" if hi < 0 else "yellow")
+                verdict = {"above": "green", "below": "red", "spans 0": "yellow"}.get(r.verdict, "dim")
                 ci = Text(f"{signed(lo)}…{signed(hi)}", style=verdict)
             rows.append((name, signed(mean), ci))
         if a.baseline is None:
