@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from divrob.cli.common import RichReporter, WorkspaceOpt, console
+from divrob.sources import fractaldb_1k as fdb
 
 app = typer.Typer(help="Generate synthetic pre-training sources (FractalDB, Stable Diffusion images).",
                   no_args_is_help=True)
@@ -28,17 +29,20 @@ def _root(workspace, out: Optional[Path], name: str):
 
 @app.command()
 def fractaldb(
-    categories: Annotated[int, typer.Option(help="Number of categories (fractal systems).")] = 1000,
-    instances: Annotated[int, typer.Option(help="Images per category (25 weight variants x repeats x 4 flips).")] = 1000,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 362,
+    categories: Annotated[int, typer.Option(help="Number of categories (fractal systems); FractalDB-1k: 1000.")] = fdb.CATEGORIES,
+    instances: Annotated[int, typer.Option(help="Images per category: 25 weight variants x renders x 4 flips; FractalDB-1k: 1000 (x10 renders).")] = fdb.INSTANCES,
+    size: Annotated[int, typer.Option(help="Image side in pixels; FractalDB-1k: 362.")] = fdb.SIZE,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same categories and images.")] = 0,
-    points: Annotated[int, typer.Option(help="Chaos-game points (patches) per image.")] = 200_000,
-    weight_step: Annotated[float, typer.Option(help="Instance weights are 1 ± step and 1 ± 2 step.")] = 0.1,
+    points: Annotated[int, typer.Option(help="Chaos-game points (patches) per image; FractalDB-1k: 200,000.")] = fdb.RENDER_POINTS,
+    weight_step: Annotated[float, typer.Option(help="Instance weights 1 ± s and 1 ± 2s; FractalDB-1k: 0.4 (weights_0.4.csv: 0.2, 0.6, 1.4, 1.8).")] = fdb.WEIGHT_STEP,
     device: DeviceOpt = None,
     out: OutOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """FractalDB (Kataoka et al.): resumable; rerun the same command to finish an interrupted run."""
+    """FractalDB (Kataoka et al.); the defaults make FractalDB-1k as their exe.sh did.
+
+    Categories come from their filling-rate search (fixed): 2-7 affine maps with coefficients uniform in [-1, 1], kept when 100,000 points cover at least 20% of a 512 px image. Resumable: rerun the same command to finish an interrupted run.
+    """
     from divrob.sources.fractaldb import fractaldb_params, generate_fractaldb
 
     ws, root = _root(workspace, out, "fractaldb")

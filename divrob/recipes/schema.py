@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from divrob.sources import fractaldb_1k as fdb
+
 SCRATCH = "scratch"
 
 
@@ -177,14 +179,15 @@ class Distribution(_Strict):
 
 
 class FractalDBGen(_Strict):
-    """How to generate the `fractaldb` source if the workspace lacks it (`divrob generate fractaldb`)."""
+    """How to generate the `fractaldb` source if the workspace lacks it (`divrob generate fractaldb`).
+    Defaults: FractalDB-1k as Kataoka et al.'s exe.sh made it (divrob.sources.fractaldb_1k)."""
 
-    categories: int = Field(1000, gt=0)
-    instances: int = Field(1000, gt=0)
-    size: int = Field(362, ge=32)
+    categories: int = Field(fdb.CATEGORIES, gt=0)
+    instances: int = Field(fdb.INSTANCES, gt=0)
+    size: int = Field(fdb.SIZE, ge=32)
     seed: int = Field(0, ge=0)
-    points: int = Field(200_000, ge=1000)
-    weight_step: float = Field(0.1, gt=0, lt=0.5)
+    points: int = Field(fdb.RENDER_POINTS, ge=1000, description="chaos-game points per image")
+    weight_step: float = Field(fdb.WEIGHT_STEP, gt=0, lt=0.5, description="weights 1 ± s, 1 ± 2s")
 
 
 class DiffusionGen(_Strict):
