@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -57,7 +58,7 @@ def fractaldb(
 def diffusion(
     model: Annotated[str, typer.Option(help="A local diffusers StableDiffusionPipeline directory, or a model id already in the Hugging Face cache.")],
     classes: Annotated[str, typer.Option(help="'imagenet' (the 1000 ImageNet classes) or a text file with one class name a line.")] = "imagenet",
-    per_class: Annotated[int, typer.Option(help="Images per class (prompt templates cycle through CLIP's 80).")] = 150,
+    per_class: Annotated[str, typer.Option(help="Images per class (prompt templates cycle through CLIP's 80), or 'imagenet': the workspace ImageNet's own per-class counts (with --classes imagenet).")] = "150",
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
@@ -68,12 +69,24 @@ def diffusion(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Text-to-image with Stable Diffusion: resumable; never downloads a model."""
-    from divrob.sources.diffusion import diffusion_params, generate_diffusion, resolve_classes
+    from divrob.sources.diffusion import PARAMS_FILE, diffusion_params, generate_diffusion, resolve_classes
+
+    from divrob.errors import SourceError
+    from divrob.sources.diffusion import class_counts, imagenet_per_class
 
     ws, root = _root(workspace, out, "diffusion")
-    params = diffusion_params(resolve_classes(classes), per_class=per_class, model=model, steps=steps,
-                              guidance=guidance, size=size, seed=seed)
+    names = resolve_classes(classes)
+    if per_class == "imagenet":
+        counts: int | list[int] = imagenet_per_class(names, ws)
+    elif per_class.isdigit():
+        counts = int(per_class)
+    else:
+        raise SourceError(f"--per-class {per_class!r}: give a number of images or 'imagenet'")
+    params = diffusion_params(names, per_class=counts, model=model, steps=steps, guidance=guidance, size=size,
+                              seed=seed)
     with RichReporter() as reporter:
         generate_diffusion(root, params, reporter, device=device or ws.config.compute.device, batch=batch)
-    console.print(f"diffusion: {len(params['classes'])} classes x {per_class} images in [bold]{root}[/]; "
-                  "use it with source = \"diffusion\"")
+    done = json.loads((root / PARAMS_FILE).read_text())
+    console.print(f"diffusion: {sum(class_counts(params)):,} images of {len(params['classes'])} classes in "
+                  f"[bold]{root}[/] ({done.get('black_images_redrawn', 0)} safety-filtered image(s) redrawn, "
+                  f"{done.get('still_black', 0)} still black); use it with source = \"diffusion\"")

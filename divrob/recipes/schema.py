@@ -195,12 +195,27 @@ class DiffusionGen(_Strict):
 
     model: str = Field(min_length=1, description="a local diffusers model directory or a cached hub id")
     classes: str = Field("imagenet", description='"imagenet" or a text file of class names')
-    per_class: int = Field(150, gt=0)
+    per_class: int | Literal["imagenet"] = Field(
+        150, description='images per class, or "imagenet": ImageNet\'s own per-class counts (1,281,167 in all)')
     steps: int = Field(50, gt=0)
     guidance: float = Field(7.5, ge=0)
     size: int = Field(512, ge=8)
     seed: int = Field(0, ge=0)
     batch: int = Field(8, gt=0, description="images per pipeline call (speed only)")
+
+
+    @field_validator("per_class")
+    @classmethod
+    def _positive(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be a positive number of images, or \"imagenet\"")
+        return v
+
+    @model_validator(mode="after")
+    def _imagenet_counts_need_imagenet_classes(self) -> "DiffusionGen":
+        if self.per_class == "imagenet" and self.classes != "imagenet":
+            raise ValueError('per_class = "imagenet" copies ImageNet\'s per-class counts: it needs classes = "imagenet"')
+        return self
 
 
 class Generate(_Strict):
