@@ -55,9 +55,11 @@ def reference_render(system: np.ndarray, size: int, points: int, rng: np.random.
 
 
 def main() -> None:
+    from divrob.sources import fractaldb_1k as fdb
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", type=int, default=362)
-    ap.add_argument("--points", type=int, default=200_000)
+    ap.add_argument("--size", type=int, default=fdb.SIZE)
+    ap.add_argument("--points", type=int, default=fdb.RENDER_POINTS)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=50, help="renders per pass (the generator's CPU default)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,

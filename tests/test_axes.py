@@ -157,3 +157,15 @@ def test_recipe_time_errors(tmp_path, dist, field, reason):
     with pytest.raises(RecipeError) as exc:
         load_recipe(p)
     assert field in str(exc.value) and reason in str(exc.value)
+
+
+def test_supercategories_by_name_on_the_real_inat_layout(ws):
+    """The form fig08 uses: supercategories named (not the largest k), labels = those names, a
+    nested fraction of each one's species; a name the dataset lacks is an error naming them."""
+    named = rows_of(ws, source="inat2017", classes={"supercategories": ["Insecta", "Plantae"]}, total=10, replace=True)
+    assert per_label(named).to_dict() == {"Insecta": 5, "Plantae": 5}  # not Aves, the largest
+    half = rows_of(ws, source="inat2017", classes={"supercategories": ["Aves", "Plantae"], "subclass_fraction": 0.5},
+                   total=20, replace=True)
+    assert half[half.label_name == "Aves"].path.str.split("/").str[2].nunique() == 2
+    with pytest.raises(ManifestError, match=r"\['Fungi'\] not in 'inat2017'.*Aves"):
+        rows_of(ws, source="inat2017", classes={"supercategories": ["Aves", "Fungi"]})

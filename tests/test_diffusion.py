@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -87,8 +90,6 @@ def test_generates_images_index_and_is_deterministic(tiny_model, class_file, tmp
         "golden retriever/00000.png", "golden retriever/00001.png", "red fox/00000.png", "red fox/00001.png"]
     with Image.open(root / "red fox" / "00000.png") as im:
         assert im.size == (SIZE, SIZE) and im.mode == "RGB"
-    import pandas as pd
-
     idx = pd.read_parquet(root / INDEX_FILE)
     templates = clip_templates()
     assert len(templates) == 80
@@ -134,7 +135,7 @@ def test_missing_model_is_a_clear_error(tmp_path, class_file):
 
 def test_classes_and_parameters_are_checked(tmp_path, class_file, tiny_model):
     names = resolve_classes("imagenet")
-    assert len(names) == 1000 and names[0] == ("n01440764", "tench")
+    assert len(names) == 1000 and names[0] == ("n01440764", "tench") and names[7] == ("n01514668", "rooster")
     with pytest.raises(SourceError, match="no such file"):
         resolve_classes(str(tmp_path / "nope.txt"))
     dup = tmp_path / "dup.txt"
@@ -186,3 +187,170 @@ total = 4
 
     index = source_index(ws, "diffusion")
     assert len(index) == 4 and index["prompt"].str.contains("red fox|golden retriever").all()
+
+
+# --- fidelity: CLIP's class names, the model's revision, safety-filtered images ------------------
+
+
+def test_imagenet_prompts_use_clips_curated_names():
+    """CLIP's 80 templates go with CLIP's curated names (rooster, not torchvision's cock)."""
+    from divrob.sources.diffusion import plan
+    from divrob.taxonomy.imagenet import imagenet_classes
+
+    classes = resolve_classes("imagenet")
+    torchvision_names = dict(zip(imagenet_classes()["wnid"], imagenet_classes()["name"]))
+    names = dict(classes)
+    assert len(classes) == 1000 and [w for w, _ in classes] == list(imagenet_classes()["wnid"])
+    assert (torchvision_names["n01514668"], names["n01514668"]) == ("cock", "rooster")
+    assert names["n02012849"] == "crane bird" and names["n03126707"] == "construction crane"
+    assert sum(names[w] != torchvision_names[w] for w in names) > 300
+    rows = plan(diffusion_params(classes[:2], per_class=3, model="m"))
+    templates = clip_templates()
+    assert rows["prompt"].tolist() == [templates[i].format(n) for _, n in classes[:2] for i in range(3)]
+
+
+def test_per_class_counts_can_follow_imagenet(tmp_path):
+    from divrob.sources.diffusion import class_counts, imagenet_per_class, plan
+    from divrob.workspace import init_workspace
+
+    from conftest import TINY_IMAGENET_COUNTS, write_imagenet
+
+    ws = init_workspace(tmp_path / "ws")
+    cfg = ws.config_path.read_text().replace('imagenet = ""', f'imagenet = "{write_imagenet(tmp_path / "inet")}"')
+    ws.config_path.write_text(cfg)
+    from divrob.workspace import open_workspace
+
+    ws = open_workspace(ws.root)
+    classes = resolve_classes("imagenet")
+    with pytest.raises(SourceError, match="lacks 996 of the 1000 classes"):  # the tiny tree has 4
+        imagenet_per_class(classes, ws)
+    with pytest.raises(SourceError, match='needs classes = "imagenet"'):
+        imagenet_per_class(classes[:4], ws)
+    counts = {w: 1300 for w, _ in classes} | TINY_IMAGENET_COUNTS
+    params = diffusion_params(classes, per_class=[counts[w] for w, _ in classes], model="m")
+    rows = plan(params)
+    assert len(rows) == sum(counts.values()) == sum(class_counts(params))
+    assert (rows.groupby("class_name").size() == pd.Series(counts)).all()
+
+
+class Censor:
+    """A stand-in for a pipeline's safety checker, around the real tiny pipeline: images drawn from
+    `censored` seeds come back all black and flagged, as StableDiffusionPipeline returns filtered
+    ones. (The real checker's verdict on a random tiny model's images cannot be steered per image;
+    the test below runs the real checker with a threshold that flags everything.)"""
+
+    def __init__(self, pipe, censored: set[int]):
+        self.pipe, self.censored, self.calls = pipe, censored, 0
+
+    def __call__(self, *, generator, **kw):
+        self.calls += 1
+        out = self.pipe(generator=generator, **kw)
+        flags = [g.initial_seed() in self.censored for g in generator]
+        for i, f in enumerate(flags):
+            if f:
+                out.images[i] = 0
+        out.nsfw_content_detected = flags
+        return out
+
+
+def test_black_images_are_redrawn_with_new_seeds_and_counted(tiny_model, class_file, tmp_path):
+    from divrob.sources.diffusion import MAX_REDRAWS, PARAMS_FILE, REDRAWS_FILE, load_pipeline, plan, redraw_seed
+
+    params = _params(class_file, tiny_model)
+    first = plan(params)["seed"].tolist()  # red fox 0, red fox 1, golden retriever 0, golden retriever 1
+    # image 0: black once; image 3: black on its first draw and its first redraw
+    censored = {first[0], first[3], redraw_seed(first[3], 1)}
+    pipe = Censor(load_pipeline(str(tiny_model), torch_device(), None), censored)
+    root = generate_diffusion(tmp_path / "a", params, device="cpu", batch=4, pipeline=pipe)
+    for p in sorted(root.rglob("*.png")):
+        assert np.asarray(Image.open(p)).any(), p  # nothing black on disk
+    idx = pd.read_parquet(root / INDEX_FILE)
+    assert idx["redraws"].tolist() == [1, 0, 0, 2] and not idx["black"].any()
+    assert idx["seed"].tolist() == [redraw_seed(first[0], 1), first[1], first[2], redraw_seed(first[3], 2)]
+    meta = json.loads((root / PARAMS_FILE).read_text())
+    assert (meta["black_draws"], meta["black_images_redrawn"], meta["still_black"]) == (3, 2, 0)
+    assert len((root / REDRAWS_FILE).read_text().splitlines()) == 2
+
+    # the same images whatever the batch size: a redraw depends on its image's own seed only
+    again = generate_diffusion(tmp_path / "b", params, device="cpu", batch=1, pipeline=Censor(pipe.pipe, censored))
+    assert tree_hashes(again) == tree_hashes(root)
+    # and a resume keeps the index right: the redrawn image is made again, with its redraw seed
+    (again / idx["path"][3]).unlink()
+    generate_diffusion(again, params, device="cpu", pipeline=Censor(pipe.pipe, censored))
+    assert tree_hashes(again) == tree_hashes(root)
+    assert pd.read_parquet(again / INDEX_FILE).equals(idx)
+    assert MAX_REDRAWS >= 2
+
+
+def test_the_real_safety_checker_is_detected_and_a_hopeless_image_counted(tiny_model, tmp_path):
+    """The real StableDiffusionSafetyChecker (tiny, random) with every concept threshold at -10:
+    it flags every image, so each is drawn 1 + MAX_REDRAWS times and counted as still black."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    from divrob.sources.diffusion import MAX_REDRAWS, PARAMS_FILE
+
+    torch.manual_seed(0)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(
+        text_config=dict(vocab_size=99, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=8))
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(-10.0)
+    base = StableDiffusionPipeline.from_pretrained(str(tiny_model), local_files_only=True)
+    pipe = StableDiffusionPipeline(**{**base.components, "safety_checker": checker,
+                                      "feature_extractor": CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                              crop_size={"height": 32, "width": 32}),
+                                      "requires_safety_checker": True})
+    pipe.set_progress_bar_config(disable=True)
+    one = tmp_path / "one.txt"
+    one.write_text("red fox\n")
+    params = diffusion_params(resolve_classes(str(one)), per_class=1, model=str(tiny_model), steps=1, size=SIZE)
+    root = generate_diffusion(tmp_path / "r", params, device="cpu", pipeline=pipe)
+    meta = json.loads((root / PARAMS_FILE).read_text())
+    assert (meta["black_draws"], meta["black_images_redrawn"], meta["still_black"]) == (1 + MAX_REDRAWS, 0, 1)
+    assert pd.read_parquet(root / INDEX_FILE)["black"].tolist() == [True]
+
+
+def test_model_revision_steps_guidance_and_seed_are_recorded(tiny_model, class_file, tmp_path):
+    from divrob.sources.diffusion import PARAMS_FILE, model_revision
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    params = _params(class_file, model, guidance=5.0, seed=3)
+    root = generate_diffusion(tmp_path / "r", params, device="cpu", batch=4)
+    meta = json.loads((root / PARAMS_FILE).read_text())
+    sha = hashlib.sha256((model / "model_index.json").read_bytes()).hexdigest()
+    assert meta["model_revision"]["model_index_sha256"] == sha and meta["model"] == str(model)
+    assert (meta["steps"], meta["guidance"], meta["seed"]) == (2, 5.0, 3)
+    # another revision under the same name must not finish this directory
+    (root / "red fox" / "00000.png").unlink()
+    index = json.loads((model / "model_index.json").read_text())
+    (model / "model_index.json").write_text(json.dumps(index | {"_divrob_test": "another revision"}))
+    with pytest.raises(SourceError, match="would mix two models"):
+        generate_diffusion(root, params, device="cpu")
+    # a Hugging Face cache snapshot: its commit hash is the revision
+    snap = tmp_path / "hub" / "models--org--tiny" / "snapshots" / ("ab" * 20)
+    shutil.copytree(tiny_model, snap)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("ab" * 20)
+    import huggingface_hub.constants as hfc
+
+    old = hfc.HF_HUB_CACHE
+    try:
+        hfc.HF_HUB_CACHE = str(tmp_path / "hub")
+        rev = model_revision("org/tiny")
+    finally:
+        hfc.HF_HUB_CACHE = old
+    assert rev["snapshot"] == "ab" * 20
+    assert rev["model_index_sha256"] == hashlib.sha256((tiny_model / "model_index.json").read_bytes()).hexdigest()
+
+
+def torch_device():
+    import torch
+
+    return torch.device("cpu")

@@ -32,13 +32,104 @@ def small(tmp_path_factory) -> Path:
     return generate_fractaldb(tmp_path_factory.mktemp("fdb") / "fractaldb", fractaldb_params(**SMALL), device="cpu")
 
 
-def test_weight_variants_follow_the_original_weights_file():
-    w = fr.weight_variants(0.1)
-    assert w.shape == (25, 6) and len({tuple(r) for r in w.round(6)}) == 25
-    assert np.allclose(w[2], 1)  # the unchanged system, third as in weights_0.1.csv
-    changed = [np.flatnonzero(~np.isclose(r, 1)) for r in w]
-    assert all(len(c) <= 1 for c in changed)
-    assert sorted({round(float(v), 6) for r in w for v in r}) == [0.8, 0.9, 1.0, 1.1, 1.2]
+# fractal_renderer/weights/weights_0.4.csv of hirokatsukataoka16/FractalDB-Pretrained-ResNet-PyTorch
+# (the file exe.sh passes for FractalDB-1k), row by row: the factor on one of a..f, others 1.
+WEIGHTS_0_4_CSV = (
+    [(0, f) for f in (0.2, 0.6, 1.0, 1.4, 1.8)]
+    + [(p, f) for p in range(1, 6) for f in (0.2, 0.6, 1.4, 1.8)]
+)
+
+
+def test_weight_variants_are_the_published_weights_file():
+    published = np.ones((25, 6))
+    for row, (param, factor) in enumerate(WEIGHTS_0_4_CSV):
+        published[row, param] = factor
+    assert np.allclose(fr.weight_variants(), published)  # the default is FractalDB-1k's 0.4
+    w = fr.weight_variants(0.1)  # weights_0.1.csv: make_fractaldb.py's own default, same layout
+    assert np.allclose(w[2], 1) and sorted({round(float(v), 6) for r in w for v in r}) == [0.8, 0.9, 1.0, 1.1, 1.2]
+
+
+def test_defaults_are_fractaldb_1k_as_published():
+    """exe.sh: numof_category=1000, fillrate=0.2, weight=0.4, imagesize=362, numof_point=100000,
+    numof_ite=200000; make_fractaldb.py --instance 10 (x 25 weights x 4 flips = 1000)."""
+    from typer.testing import CliRunner
+
+    from divrob.cli import app
+    from divrob.recipes.schema import FractalDBGen
+    from divrob.sources import fractaldb_1k as fdb
+
+    published = dict(categories=1000, instances=1000, size=362, points=200_000, weight_step=0.4)
+    params = fractaldb_params()
+    assert {k: params[k] for k in published} == published and params["seed"] == 0
+    assert FractalDBGen().model_dump() == {k: params[k] for k in FractalDBGen.model_fields}
+    assert (fdb.FILL_RATE, fdb.SEARCH_POINTS, fdb.SEARCH_SIZE, fdb.MIN_MAPS, fdb.MAX_MAPS) == (0.2, 100_000, 512, 2, 7)
+    assert (fdb.COEFF_LOW, fdb.COEFF_HIGH) == (-1.0, 1.0)
+    assert (fdb.VARIANTS, fdb.REPEATS, fdb.FLIPS) == (25, 10, 4)
+    plans = {instance_plan(i) for i in range(fdb.INSTANCES)}  # every (variant, repeat, flip) once
+    assert plans == {(v, r, f) for v in range(25) for r in range(10) for f in range(4)}
+    out = CliRunner().invoke(app, ["generate", "fractaldb", "--help"], terminal_width=200).output
+    for flag, default in (("--categories", "1000"), ("--instances", "1000"), ("--size", "362"),
+                          ("--points", "200000"), ("--weight-step", "0.4")):
+        line = out[out.index(flag):]
+        assert f"[default: {default}]" in line[: line.index("[default:") + 20], (flag, out)
+    assert "20%" in out and "100,000 points" in out and "[-1, 1]" in out
+
+
+def test_paper_recipes_set_the_fractaldb_1k_parameters_explicitly():
+    import tomllib
+
+    from divrob.bundled import bundled
+
+    published = dict(categories=1000, instances=1000, size=362, points=200_000, weight_step=0.4)
+    using = []
+    for path in sorted(bundled("recipes/paper").glob("*.toml")):
+        raw = tomllib.loads(path.read_text())
+        if any(d.get("source") == "fractaldb" for d in raw["distribution"]):
+            using.append(path.name)
+            table = raw["generate"]["fractaldb"]
+            assert {k: table.get(k) for k in published} == published, path.name
+    assert len(using) == 3  # figures 10, 11, 19
+
+
+def _reference_filling_rate(system: np.ndarray, rng: np.random.Generator) -> float:
+    """Kataoka et al.'s search rating, written out here from param_search/ifs_search.py and
+    ifs_simple.py: one chain of 100,000 points from (0, 0), map j for the first cumulative
+    probability >= u, points shifted to >= 0 (when negative), scaled by the span to 512 - 2 * 6 px
+    plus 6 and truncated to uint16, one pixel per point; the rate is the share of lit pixels."""
+    n, size, pad = 100_000, 512, 6
+    cum = np.cumsum(system[:, 6])
+    k = np.minimum(np.searchsorted(cum, rng.random(n - 1), side="left"), len(system) - 1)
+    xs, ys = np.zeros(n), np.zeros(n)
+    x = y = 0.0
+    for i in range(n - 1):
+        a, b, c, d, e, f = system[k[i], :6]
+        x, y = a * x + b * y + e, c * x + d * y + f
+        xs[i + 1], ys[i + 1] = x, y
+    xs -= min(xs.min(), 0.0)
+    ys -= min(ys.min(), 0.0)
+    px = (xs / (xs.max() - xs.min()) * (size - 2 * pad) + pad).astype(np.uint16)
+    py = (ys / (ys.max() - ys.min()) * (size - 2 * pad) + pad).astype(np.uint16)
+    img = np.zeros((size, size), bool)
+    img[py, px] = True
+    return float(img.mean())
+
+
+def test_filling_rate_agrees_with_the_reference_search():
+    """The search keeps the systems the reference's search would: the same decision at 0.2 for
+    kept and rejected systems, and for kept ones the same rate within the chain noise. (Rejected
+    systems may differ more, by up to ~0.03: a weakly contracting system's points near the origin,
+    which the reference keeps and divrob's burn-in discards, weigh more when few pixels are lit.)"""
+    rng = np.random.default_rng(0)
+    systems = [fr.search_category(11, k)[0] for k in range(3)]  # accepted ones
+    while len(systems) < 6:  # and rejected ones, of every kind (contractive, so both stay finite)
+        s = fr.random_ifs(rng)
+        if np.abs(s[:, 0] * s[:, 3] - s[:, 1] * s[:, 2]).max() < 0.9 and np.abs(s[:, :4]).max() < 0.95:
+            systems.append(s)
+    ours = fr.filling_rates(systems, [[0, i] for i in range(len(systems))])
+    ref = np.array([_reference_filling_rate(s, np.random.default_rng(i)) for i, s in enumerate(systems)])
+    assert np.array_equal(ours >= fr.FILL_RATE, ref >= fr.FILL_RATE), (ours.round(4), ref.round(4))
+    assert np.abs(ours - ref)[:3].max() < 0.01, (ours.round(4), ref.round(4))
+    assert ref.min() < 0.2 <= ref.max()  # both sides of the threshold were compared
 
 
 def test_random_ifs_probabilities_follow_determinants():
@@ -120,7 +211,7 @@ def test_parallel_render_gives_the_same_images_and_restores_threads():
 def test_search_keeps_a_filling_system_and_ignores_batch_size():
     s1, rate, tried = fr.search_category(7, 0, batch=8)
     s2, rate2, tried2 = fr.search_category(7, 0, batch=3)
-    assert rate >= fr.FILL_THRESHOLD and np.array_equal(s1, s2) and (rate, tried) == (rate2, tried2)
+    assert rate >= fr.FILL_RATE and np.array_equal(s1, s2) and (rate, tried) == (rate2, tried2)
     assert fr.filling_rates([s1], [[9]])[0] >= 0.15  # another stream, same system: still filling
 
 

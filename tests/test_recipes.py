@@ -120,3 +120,17 @@ def test_help_and_validate_do_not_import_torch():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_generate_tables_are_checked(tmp_path):
+    """[generate.diffusion] per_class is a number or "imagenet" (which needs classes = "imagenet");
+    [generate.fractaldb] defaults are FractalDB-1k's."""
+    body = '[[distribution]]\nname = "d"\nsource = "diffusion"\n[generate.diffusion]\nmodel = "m"\n'
+    ok = load_recipe(write(tmp_path, body + 'per_class = "imagenet"\n'))
+    assert ok.generate.diffusion.per_class == "imagenet"
+    for extra, reason in (('per_class = "imagenet"\nclasses = "my.txt"\n', 'needs classes = "imagenet"'),
+                          ('per_class = "all"\n', "per_class"), ("per_class = 0\n", "positive")):
+        with pytest.raises(RecipeError, match=reason):
+            load_recipe(write(tmp_path, body + extra))
+    fdb = load_recipe(write(tmp_path, '[[distribution]]\nname = "f"\nsource = "fractaldb"\n[generate.fractaldb]\n'))
+    assert fdb.generate.fractaldb.weight_step == 0.4 and fdb.generate.fractaldb.points == 200_000

@@ -67,6 +67,9 @@ def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
     table = Table("distribution", "manifest", "classes", "images", "min/class", "max/class")
     infos = []
     with RichReporter() as reporter:
+        from divrob.runs.migrate import migrate_legacy_ids
+
+        migrate_legacy_ids(ws, reporter)  # so a build keeps a legacy workspace's manifests
         for ed in r.distributions:
             d = ed.distribution
             if d.is_scratch:

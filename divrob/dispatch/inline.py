@@ -25,7 +25,10 @@ class StudyOutcome:
 
 
 def record_plan(ws: Workspace, plan: StudyPlan) -> None:
+    from divrob.runs.migrate import rekey_store
+
     with write_connection(ws.db_path) as con:
+        rekey_store(con, ws)  # rows of runs re-keyed by plan_study follow their directories
         record_recipe(con, plan.recipe)
         con.execute("DELETE FROM study_runs WHERE study = ?", [plan.recipe.study.name])
         for name, info in plan.manifests.items():

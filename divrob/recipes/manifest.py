@@ -2,10 +2,24 @@
 
 The manifest id is a hash of the rows themselves, so the same recipe, source index and seed
 always give the same id, and two recipes that select the same images share one manifest.
+
+The id is SHA-256 over a canonical byte encoding of the rows that depends on nothing but
+their values (not on pandas, numpy or dtypes), truncated to 16 hex digits:
+
+    b"divrob-manifest\0v1\0", then the row count as u64 little-endian, then per column in
+    MANIFEST_COLUMNS order: its name in UTF-8 and b"\0", then
+      text columns (source, path, label_name): every value's UTF-8 byte length as u32 LE,
+        then all values' UTF-8 bytes back to back;
+      integer columns (label): every value as i64 LE.
+
+Workspaces from before (ids from pandas.util.hash_pandas_object, whose output pandas does not
+promise to keep) are re-keyed by divrob.runs.migrate; REKEYED_FILE records old -> new ids.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +28,16 @@ import pandas as pd
 
 from divrob.apportion import largest_remainder
 from divrob.errors import ManifestError
-from divrob.fileio import atomic_path, sha256_hex, write_json_atomic
+from divrob.fileio import atomic_path, write_json_atomic
 from divrob.progress import SILENT, Reporter
 from divrob.recipes.schema import Distribution
 from divrob.workspace import Workspace
 
 MANIFEST_COLUMNS = ("source", "path", "label", "label_name")
+_INT_COLUMNS = frozenset({"label"})
+ID_SCHEME = "sha256-canonical-v1"  # written into each manifest's .json; absent there: a legacy id
+_ID_PREFIX = b"divrob-manifest\0v1\0"
+REKEYED_FILE = "rekeyed.json"  # in the manifests folder: {"manifests": {old: new}, "runs": {old: new}}
 
 
 @dataclass(frozen=True)
@@ -158,8 +176,26 @@ def select_rows(ws: Workspace, dist: Distribution, reporter: Reporter = SILENT) 
 
 
 def manifest_id(rows: pd.DataFrame) -> str:
-    h = pd.util.hash_pandas_object(rows[list(MANIFEST_COLUMNS)], index=False).to_numpy()
-    return sha256_hex(h.tobytes() + str(len(rows)).encode())[:16]
+    """The content id of manifest rows (the encoding is in the module docstring)."""
+    h = hashlib.sha256(_ID_PREFIX)
+    h.update(np.uint64(len(rows)).astype("<u8").tobytes())
+    for col in MANIFEST_COLUMNS:
+        values = rows[col]
+        h.update(col.encode() + b"\0")
+        if col in _INT_COLUMNS:
+            h.update(values.to_numpy().astype("<i8").tobytes())
+        else:
+            encoded = [str(v).encode("utf-8") for v in values.tolist()]
+            h.update(np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded)).tobytes())
+            h.update(b"".join(encoded))
+    return h.hexdigest()[:16]
+
+
+def read_rekeyed(ws: Workspace) -> dict[str, dict[str, str]]:
+    """Legacy ids re-keyed in this workspace: {"manifests": {old: new}, "runs": {old: new}}."""
+    path = ws.manifests / REKEYED_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    return {"manifests": dict(data.get("manifests", {})), "runs": dict(data.get("runs", {}))}
 
 
 def build_manifest(ws: Workspace, dist: Distribution, reporter: Reporter = SILENT) -> ManifestInfo:
@@ -177,7 +213,7 @@ def build_manifest(ws: Workspace, dist: Distribution, reporter: Reporter = SILEN
     )
     if not meta_path.exists():
         write_json_atomic(meta_path, {
-            "manifest_id": mid, "distribution": dist.identity(), "n_images": info.n_images,
+            "manifest_id": mid, "id_scheme": ID_SCHEME, "distribution": dist.identity(), "n_images": info.n_images,
             "n_classes": info.n_classes, "min_per_class": info.min_per_class, "max_per_class": info.max_per_class,
         })
     return info
@@ -185,6 +221,8 @@ def build_manifest(ws: Workspace, dist: Distribution, reporter: Reporter = SILEN
 
 def load_manifest(ws: Workspace, mid: str) -> pd.DataFrame:
     path = ws.manifests / f"{mid}.parquet"
+    if not path.exists():  # a legacy id (a job queued before its workspace was re-keyed)
+        path = ws.manifests / f"{read_rekeyed(ws)['manifests'].get(mid, mid)}.parquet"
     if not path.exists():
         raise ManifestError(f"manifest {mid} is not in {ws.manifests}; rebuild it with `divrob recipes build RECIPE`")
     return pd.read_parquet(path)

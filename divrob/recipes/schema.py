@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from divrob.devices import PRECISIONS
+from divrob.sources import fractaldb_1k as fdb
 
 SCRATCH = "scratch"
 
@@ -182,14 +183,15 @@ class Distribution(_Strict):
 
 
 class FractalDBGen(_Strict):
-    """How to generate the `fractaldb` source if the workspace lacks it (`divrob generate fractaldb`)."""
+    """How to generate the `fractaldb` source if the workspace lacks it (`divrob generate fractaldb`).
+    Defaults: FractalDB-1k as Kataoka et al.'s exe.sh made it (divrob.sources.fractaldb_1k)."""
 
-    categories: int = Field(1000, gt=0)
-    instances: int = Field(1000, gt=0)
-    size: int = Field(362, ge=32)
+    categories: int = Field(fdb.CATEGORIES, gt=0)
+    instances: int = Field(fdb.INSTANCES, gt=0)
+    size: int = Field(fdb.SIZE, ge=32)
     seed: int = Field(0, ge=0)
-    points: int = Field(200_000, ge=1000)
-    weight_step: float = Field(0.1, gt=0, lt=0.5)
+    points: int = Field(fdb.RENDER_POINTS, ge=1000, description="chaos-game points per image")
+    weight_step: float = Field(fdb.WEIGHT_STEP, gt=0, lt=0.5, description="weights 1 ± s, 1 ± 2s")
 
 
 class DiffusionGen(_Strict):
@@ -197,12 +199,27 @@ class DiffusionGen(_Strict):
 
     model: str = Field(min_length=1, description="a local diffusers model directory or a cached hub id")
     classes: str = Field("imagenet", description='"imagenet" or a text file of class names')
-    per_class: int = Field(150, gt=0)
+    per_class: int | Literal["imagenet"] = Field(
+        150, description='images per class, or "imagenet": ImageNet\'s own per-class counts (1,281,167 in all)')
     steps: int = Field(50, gt=0)
     guidance: float = Field(7.5, ge=0)
     size: int = Field(512, ge=8)
     seed: int = Field(0, ge=0)
     batch: int = Field(8, gt=0, description="images per pipeline call (speed only)")
+
+
+    @field_validator("per_class")
+    @classmethod
+    def _positive(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be a positive number of images, or \"imagenet\"")
+        return v
+
+    @model_validator(mode="after")
+    def _imagenet_counts_need_imagenet_classes(self) -> "DiffusionGen":
+        if self.per_class == "imagenet" and self.classes != "imagenet":
+            raise ValueError('per_class = "imagenet" copies ImageNet\'s per-class counts: it needs classes = "imagenet"')
+        return self
 
 
 class Generate(_Strict):

@@ -60,6 +60,9 @@ class StudyPlan:
 
 
 def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> StudyPlan:
+    from divrob.runs.migrate import migrate_legacy_ids
+
+    migrate_legacy_ids(ws, reporter)  # before building: a legacy workspace's finished runs keep counting
     study = recipe.study
     plan = StudyPlan(recipe)
     pre_over = study.pretrain.model_dump(exclude_none=True)

@@ -7,12 +7,14 @@ Names a recipe may use: `demo-shapes` (generated offline), `imagenet`, `inat2017
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from divrob.errors import SourceError
 from divrob.progress import SILENT, Reporter
 from divrob.workspace import Workspace
+
+if TYPE_CHECKING:  # pandas is imported where an index is built: `divrob --help` stays light
+    import pandas as pd
 
 BUILTIN = ("demo-shapes", "imagenet", "inat2017", "fractaldb", "diffusion")
 
@@ -114,6 +116,8 @@ def source_index(ws: Workspace, name: str, reporter: Reporter = SILENT) -> pd.Da
 
 def _with_prompts(df: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Add the generator's prompt, seed and template columns to a diffusion index."""
+    import pandas as pd
+
     from divrob.sources.diffusion import INDEX_FILE
 
     meta = root / INDEX_FILE

@@ -9,10 +9,13 @@ fractal_renderer/, exe.sh):
 * a candidate is kept if its point rendering (100k points, 512 px, 6 px padding, one pixel per
   point) covers at least 20% of the pixels (the "filling rate");
 * an instance multiplies one of the six parameters, in every map, by a weight: 25 variants
-  (the unchanged system and a..f times 1-2s, 1-s, 1+s, 1+2s; the code ships s = 0.1, i.e.
-  {0.8, 0.9, 1.1, 1.2}, as its default weights file), each rendered `repeats` times with
-  fresh random 3x3 patches, each render saved with 4 flips (none, vertical, horizontal, both):
-  25 x 10 x 4 = 1000 instances per category;
+  (the unchanged system and a..f times 1-2s, 1-s, 1+s, 1+2s; FractalDB-1k's exe.sh uses
+  weights_0.4.csv, s = 0.4, i.e. {0.2, 0.6, 1.4, 1.8}; make_fractaldb.py's own default file,
+  s = 0.1, was not used for it), each rendered `repeats` times with fresh random 3x3 patches,
+  each render saved with 4 flips (none, vertical, horizontal, both): 25 x 10 x 4 = 1000
+  instances per category;
+
+The published numbers, each with its source line, are in `fractaldb_1k`.
 * a render plays the chaos game from (0, 0), rescales the points to [pad, size - pad] on both
   axes, and pastes at every point a 3x3 patch whose cells are switched on by a random 9-bit mask
   (1..511), in gray 127 on black; the image is flipped vertically (y points up).
@@ -37,29 +40,25 @@ from __future__ import annotations
 
 import numpy as np
 
-SEARCH_SIZE = 512
-SEARCH_PAD = 6
-SEARCH_POINTS = 100_000
-FILL_THRESHOLD = 0.2
-PAD = 6
-PATCH = 3
-GRAY = 127
-MIN_MAPS, MAX_MAPS = 2, 7
+from divrob.sources.fractaldb_1k import (  # noqa: F401 - GRAY and PATCH are part of this module's API
+    COEFF_HIGH, COEFF_LOW, FILL_RATE, FLIPS, GRAY, MAX_MAPS, MIN_MAPS, PAD, PATCH, SEARCH_PAD, SEARCH_POINTS,
+    SEARCH_SIZE, WEIGHT_STEP,
+)
+
 # Enough steps to forget the origin: accepted systems contract by ~0.5-0.8 per step, so 32 steps
 # put a chain within a fraction of a pixel of the attractor.
 BURN_IN = 32
-FLIPS = 4
 
 
 def random_ifs(rng: np.random.Generator) -> np.ndarray:
     """One candidate system: (n_maps, 7) rows (a, b, c, d, e, f, probability)."""
     n = int(rng.integers(MIN_MAPS, MAX_MAPS + 1))
-    maps = rng.uniform(-1.0, 1.0, (n, 6))
+    maps = rng.uniform(COEFF_LOW, COEFF_HIGH, (n, 6))
     det = np.abs(maps[:, 0] * maps[:, 3] - maps[:, 1] * maps[:, 2])
     return np.concatenate([maps, (det / det.sum())[:, None]], axis=1)
 
 
-def weight_variants(step: float = 0.1) -> np.ndarray:
+def weight_variants(step: float = WEIGHT_STEP) -> np.ndarray:
     """(25, 6) multipliers of (a..f), in the order of the original weights files: for each
     parameter 1-2s, 1-s, [1 once, after the first parameter's 1-s], 1+s, 1+2s."""
     rows = []
@@ -467,7 +466,7 @@ def search_category(seed: int, category: int, batch: int = 8, max_candidates: in
         cands = [random_ifs(rng) for _ in range(batch)]
         rates = filling_rates(cands, [[seed, category, 1, tried + i] for i in range(batch)], scratch=scratch)
         for i, rate in enumerate(rates):
-            if rate >= FILL_THRESHOLD:
+            if rate >= FILL_RATE:
                 return cands[i], float(rate), tried + i + 1
         tried += batch
-    raise RuntimeError(f"no IFS with filling rate >= {FILL_THRESHOLD} in {max_candidates} candidates")
+    raise RuntimeError(f"no IFS with filling rate >= {FILL_RATE} in {max_candidates} candidates")

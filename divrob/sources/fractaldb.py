@@ -1,5 +1,11 @@
 """FractalDB: Kataoka et al.'s fractal pre-training source, generated into an ImageFolder.
 
+The defaults make FractalDB-1k as their published script did (exe.sh; each number and its source
+line is in `fractaldb_1k`): 1,000 categories found by the filling-rate search (2-7 affine maps
+with coefficients uniform in [-1, 1], kept when 100,000 points cover >= 20% of a 512 px image),
+1,000 instances each (25 weight variants with weight 0.4, i.e. parameters x 0.2/0.6/1.4/1.8,
+x 10 patch renderings x 4 flips), 200,000 chaos-game points per image at 362 x 362 px.
+
 Layout: `<root>/<category>/<instance>.png` (categories `00000`.., instances `00000`..), each
 category directory also holding `ifs.json` (its system, filling rate and the instance plan),
 and `<root>/fractaldb.json` (the parameters; `complete` turns true when every category is
@@ -30,6 +36,7 @@ from divrob.errors import SourceError
 from divrob.fileio import atomic_dir, write_json_atomic
 from divrob.progress import SILENT, Reporter
 from divrob.sources import fractal_render as fr
+from divrob.sources import fractaldb_1k as fdb
 from divrob.sources.generated import check_existing
 
 PARAMS_FILE = "fractaldb.json"
@@ -38,7 +45,7 @@ CATEGORY_FILE = "ifs.json"
 # 2: patch masks drawn from raw PCG64 bits, bit 3i + j for cell (i, j).
 # 3: map choice from raw PCG64 int32 bits (CPU), 2-3 map systems step by blending map outputs.
 GENERATOR_VERSION = 3
-VARIANTS = 25
+VARIANTS = fdb.VARIANTS
 PNG_LEVEL = 1  # zlib level 1: 5x faster than the default and these sparse images stay small
 
 
@@ -53,8 +60,8 @@ def instance_plan(i: int) -> tuple[int, int, int]:
     return variant, repeat, flip
 
 
-def fractaldb_params(categories: int = 1000, instances: int = 1000, size: int = 362, seed: int = 0,
-                     points: int = 200_000, weight_step: float = 0.1) -> dict:
+def fractaldb_params(categories: int = fdb.CATEGORIES, instances: int = fdb.INSTANCES, size: int = fdb.SIZE,
+                     seed: int = 0, points: int = fdb.RENDER_POINTS, weight_step: float = fdb.WEIGHT_STEP) -> dict:
     """The parameters that define a FractalDB directory (validated)."""
     for name, val in (("categories", categories), ("instances", instances), ("size", size),
                       ("seed", seed), ("points", points)):
@@ -80,6 +87,11 @@ def fractaldb_params(categories: int = 1000, instances: int = 1000, size: int = 
         "points": int(points),
         "weight_step": float(weight_step),
     }
+
+
+# The search's settings: fixed (FractalDB-1k's), recorded beside the parameters for the reader.
+_FIXED = {"search": {"fill_rate": fdb.FILL_RATE, "points": fdb.SEARCH_POINTS, "size": fdb.SEARCH_SIZE,
+                     "maps": [fdb.MIN_MAPS, fdb.MAX_MAPS], "coefficients": [fdb.COEFF_LOW, fdb.COEFF_HIGH]}}
 
 
 def fractaldb_status(root: Path) -> tuple[int, int] | None:
@@ -117,7 +129,7 @@ def generate_fractaldb(
         k: v for k, v in params.items() if k not in ("source", "generator_version")})
     if check_existing(root, PARAMS_FILE, params, "fractaldb"):
         root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(root / PARAMS_FILE, params | {"complete": False})
+        write_json_atomic(root / PARAMS_FILE, params | _FIXED | {"complete": False})
     dev = resolve_device(device)
     batch = batch or (50 if dev.type == "cpu" else 250)
     render_workers = (os.cpu_count() or 1) if dev.type == "cpu" else 1
@@ -145,7 +157,7 @@ def generate_fractaldb(
         task.close()
     status = fractaldb_status(root)
     if status is not None and status[0] == status[1]:
-        write_json_atomic(root / PARAMS_FILE, params | {
+        write_json_atomic(root / PARAMS_FILE, params | _FIXED | {
             "complete": True, "class_names": [category_name(k) for k in range(params["categories"])]})
     return root
 

@@ -15,16 +15,20 @@ from divrob.workspace import Workspace
 GENERATED = ("fractaldb", "diffusion")
 
 
-def generator_params(name: str, spec) -> dict[str, Any]:
-    """The generator's full, validated parameters from a recipe's [generate.<name>] table."""
+def generator_params(name: str, spec, ws: Workspace) -> dict[str, Any]:
+    """The generator's full, validated parameters from a recipe's [generate.<name>] table
+    (`per_class = "imagenet"` reads the workspace's ImageNet index for its counts)."""
     if name == "fractaldb":
         from divrob.sources.fractaldb import fractaldb_params
 
         return fractaldb_params(**spec.model_dump())
-    from divrob.sources.diffusion import diffusion_params, resolve_classes
+    from divrob.sources.diffusion import diffusion_params, imagenet_per_class, resolve_classes
 
     s = spec.model_dump(exclude={"batch"})
-    return diffusion_params(resolve_classes(s.pop("classes")), **s)
+    classes = resolve_classes(s.pop("classes"))
+    if s["per_class"] == "imagenet":
+        s["per_class"] = imagenet_per_class(classes, ws)
+    return diffusion_params(classes, **s)
 
 
 def _status(name: str, root) -> tuple[bool, dict | None]:
@@ -60,7 +64,7 @@ def pending_generations(ws: Workspace, recipe) -> list[dict[str, Any]]:
                     f"[generate.{name}] table to the recipe so the study generates it, or run `divrob generate {name}`"
                 )
             continue
-        params = generator_params(name, spec)
+        params = generator_params(name, spec, ws)
         if exists:
             complete, on_disk = _status(name, root)
             if on_disk is not None:
