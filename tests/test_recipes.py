@@ -116,9 +116,9 @@ def test_help_and_validate_do_not_import_torch():
         "assert r.invoke(app, ['recipes', 'validate', 'recipes/demo/quickstart.toml']).exit_code == 0\n"
         "print('torch' in sys.modules)\n"
     )
-    from divrob.bundled import REPO_ROOT
+    from divrob.bundled import bundled_root
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=bundled_root(), check=True)
     assert out.stdout.strip() == "False"
 
 
