@@ -88,6 +88,9 @@ def test_plan_run_logs_retry_with_noop_jobs(setup, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "4 finished" in res.output
     res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", *w])
     assert res.exit_code == 0 and "0 trained, 4 already finished" in res.output
+    res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", "--detach", *w])
+    assert res.exit_code == 0 and "4 already finished" in res.output and "no scheduler started" in res.output
+    assert not (ws.root / "logs" / "scheduler-local.log").exists()  # a finished study starts nothing
 
 
 def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
@@ -105,7 +108,7 @@ def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
     assert res.exit_code == 0 and "cancelling 1 job" in res.output, res.output
     res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", *w])
     assert res.exit_code == 0 and "1 trained" in res.output, res.output
-    assert RunDir(ws.runs / noop[0].job_id).status()["state"] == "cancelled"
+    assert RunDir(ws.runs / noop[0].job_id).status().state == "cancelled"
     res = runner.invoke(app, ["study", "retry", str(recipe), *w])
     assert res.exit_code == 0 and "1 trained, 1 already finished" in res.output, res.output
 
@@ -122,3 +125,27 @@ def test_one_real_run_through_submitit_local(setup):
     assert "finished" in res.output and "ep 1" in res.output
     res = runner.invoke(app, ["results", "--study", "one", "--format", "csv", *w])
     assert len(res.output.strip().splitlines()) == 2  # header + 1 fine-tuning epoch
+
+
+def test_messages_keep_their_brackets(setup, tmp_path):
+    """Rich markup never eats a word of a message: an error that says where to put a setting
+    keeps its "[datasets]" (issue 13 item 8)."""
+    runner, ws, _ = setup
+    recipe = tmp_path / "inet.toml"
+    recipe.write_text(RECIPE.replace('name = "scratch"', 'name = "inet"\nsource = "imagenet"\ntotal = 10'))
+    res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", "-w", str(ws.root)])
+    assert res.exit_code == 1 and "put `imagenet = \"/path/to/imagenet\"` under [datasets] in" in res.output
+
+
+def test_the_console_reporter_prints_plain_messages_and_colours_the_state():
+    from rich.console import Console
+
+    from divrob.cli.common import RichReporter, styled
+
+    console = Console(record=True, width=200)
+    with RichReporter(console) as reporter:
+        reporter.log("failed 0123: put `x = 1` under [datasets] in divrob.toml")
+        reporter.task("indexing [folders] mine").close()
+    assert "failed 0123: put `x = 1` under [datasets] in divrob.toml" in console.export_text()
+    line = styled("failed 0123: reason [x]")
+    assert [(s.start, s.end, s.style) for s in line.spans] == [(0, 6, "red")] and line.plain.endswith("[x]")
