@@ -9,3 +9,8 @@ DONE = ("finished", "failed", "cancelled")
 
 # Job kinds whose job writes a run directory (runs/<job_id>/): a real run, or the no-op stand-in.
 RUNDIR_KINDS = ("run", "noop")
+
+# How front-ends colour a state (rich style names), keyed by the first word of what they show:
+# a state, or a plan's "partly done" / "built", or a log line's "requeued".
+STATE_STYLE = {"finished": "green", "built": "green", "failed": "red", "cancelled": "yellow", "requeued": "yellow",
+               "running": "cyan", "partly": "cyan", "queued": "blue"}

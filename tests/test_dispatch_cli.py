@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import divrob.dispatch.inline  # noqa: F401  (binds the real plan_study before tests patch divrob.runs.grid's)
 from divrob.cli import app
+from divrob.dispatch.control import list_jobs
 from divrob.dispatch.kinds import make_noop_jobs
 from divrob.runs.grid import PlannedJob, StudyPlan
 from divrob.runs.rundir import RunDir
@@ -88,6 +89,9 @@ def test_plan_run_logs_retry_with_noop_jobs(setup, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "4 finished" in res.output
     res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", *w])
     assert res.exit_code == 0 and "0 trained, 4 already finished" in res.output
+    res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", "--detach", *w])
+    assert res.exit_code == 0 and "4 already finished" in res.output and "no scheduler started" in res.output
+    assert not (ws.root / "logs" / "scheduler-local.log").exists()  # a finished study starts nothing
 
 
 def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
@@ -105,7 +109,7 @@ def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
     assert res.exit_code == 0 and "cancelling 1 job" in res.output, res.output
     res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", *w])
     assert res.exit_code == 0 and "1 trained" in res.output, res.output
-    assert RunDir(ws.runs / noop[0].job_id).status()["state"] == "cancelled"
+    assert RunDir(ws.runs / noop[0].job_id).status().state == "cancelled"
     res = runner.invoke(app, ["study", "retry", str(recipe), *w])
     assert res.exit_code == 0 and "1 trained, 1 already finished" in res.output, res.output
 
@@ -119,6 +123,33 @@ def test_one_real_run_through_submitit_local(setup):
     res = runner.invoke(app, ["study", "plan", str(recipe), *w])
     assert "finished (never redone)" in res.output and "0 of 1 runs to do" in res.output
     res = runner.invoke(app, ["jobs", "ls", *w])
-    assert "finished" in res.output and "ep 1" in res.output
+    assert "finished" in res.output
+    (job,) = list_jobs(ws)  # the run's last progress, as the real training loop reported it
+    p = job.progress
+    assert (p.label(), p.step) == ("ft 1/1", p.steps_per_epoch) and p.images_per_s > 0
     res = runner.invoke(app, ["results", "--study", "one", "--format", "csv", *w])
     assert len(res.output.strip().splitlines()) == 2  # header + 1 fine-tuning epoch
+
+
+def test_messages_keep_their_brackets(setup, tmp_path):
+    """Rich markup never eats a word of a message: an error that says where to put a setting
+    keeps its "[datasets]" (issue 13 item 8)."""
+    runner, ws, _ = setup
+    recipe = tmp_path / "inet.toml"
+    recipe.write_text(RECIPE.replace('name = "scratch"', 'name = "inet"\nsource = "imagenet"\ntotal = 10'))
+    res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", "-w", str(ws.root)])
+    assert res.exit_code == 1 and "put `imagenet = \"/path/to/imagenet\"` under [datasets] in" in res.output
+
+
+def test_the_console_reporter_prints_plain_messages_and_colours_the_state():
+    from rich.console import Console
+
+    from divrob.cli.common import RichReporter, styled
+
+    console = Console(record=True, width=200)
+    with RichReporter(console) as reporter:
+        reporter.log("failed 0123: put `x = 1` under [datasets] in divrob.toml")
+        reporter.task("indexing [folders] mine").close()
+    assert "failed 0123: put `x = 1` under [datasets] in divrob.toml" in console.export_text()
+    line = styled("failed 0123: reason [x]")
+    assert [(s.start, s.end, s.style) for s in line.spans] == [(0, 6, "red")] and line.plain.endswith("[x]")

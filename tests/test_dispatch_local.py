@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ from divrob.dispatch.jobs import live_manager, load_jobs, pid_alive, upsert_jobs
 from divrob.dispatch.kinds import make_noop_jobs
 from divrob.dispatch.scheduler import make_manager, start_detached
 from divrob.runs.rundir import RunDir
-from divrob.store.db import read_connection, write_connection
+from divrob.store.db import SCHEMA_VERSION, read_connection, write_connection
 from divrob.workspace import init_workspace
 
 
@@ -58,7 +59,7 @@ def test_one_failing_job_never_stops_the_others(ws):
     got = states(ws)
     assert got[bad].state == "failed" and "failing at epoch 2" in got[bad].reason
     assert "failing at epoch 2" in got[bad].log_tail
-    assert got[bad].epoch == 1  # progress as far as it went
+    assert got[bad].progress.epoch == 1  # progress as far as it went
     assert {got[j.job_id].slot for j in jobs} <= {"cpu0", "cpu1"}
     with read_connection(ws.db_path) as con:
         assert con.execute("SELECT count(*) FROM epochs").fetchone()[0] == (4 * 2 + 1) * 2
@@ -106,7 +107,7 @@ def test_eight_jobs_finish_at_once_while_a_reader_polls(ws):
 def _kill_after_epoch(ws, run_id, epoch):
     rd = RunDir(ws.runs / run_id)
     wait_for(lambda: epoch in rd.recorded_epochs("finetune"))
-    pid = rd.status()["pid"]
+    pid = rd.status().pid
     os.kill(pid, signal.SIGKILL)
     return pid
 
@@ -125,7 +126,7 @@ def test_sigkilled_job_is_detected_and_resumes(ws, policy):
     got = states(ws)[job.job_id]
     if policy == "fail":
         assert counts == {"finished": 0, "failed": 1, "cancelled": 0}
-        assert got.state == "failed" and "SIGKILL" in got.reason and rd.status()["state"] == "failed"
+        assert got.state == "failed" and "SIGKILL" in got.reason and rd.status().state == "failed"
         res = CliRunner().invoke(app, ["jobs", "ls", "--state", "failed", "-w", str(ws.root)])
         assert res.exit_code == 0 and job.job_id[:12] in res.output
         got.state = "queued"  # what the next `study run` does with a failed run
@@ -160,9 +161,10 @@ def test_detached_scheduler_serves_the_queue_and_cancels(ws):
     got = states(ws)
     assert got[running.job_id].state == "cancelled", got[running.job_id]
     assert got[queued.job_id].state == "cancelled", got[queued.job_id]
-    assert RunDir(ws.runs / running.job_id).status()["state"] == "cancelled"
+    assert RunDir(ws.runs / running.job_id).status().state == "cancelled"
     assert sorted(j.state for j in got.values()) == ["cancelled", "cancelled", "finished", "finished"]
-    assert "queue empty" in (ws.root / "logs" / "scheduler-local.log").read_text()
+    log = (ws.root / "logs" / "scheduler-local.log").read_text()
+    assert "queue empty" in log and f"cancelled {running.job_id}" in log and "[/" not in log  # plain text
     res = runner.invoke(app, ["jobs", "cancel", "--all", "-w", str(ws.root)])
     assert res.exit_code == 0 and "cancelling 0 job(s)" in res.output
 
@@ -188,5 +190,33 @@ def test_store_migrates_from_schema_1(tmp_path):
     with write_connection(db) as con:
         pass
     with read_connection(db) as con:
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert load_jobs(con) == []
+
+
+def test_store_migrates_from_schema_2_keeping_job_progress(tmp_path):
+    """Schema 2 stored a job's throughput; schema 3 stores its whole progress."""
+    import duckdb
+
+    db = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    con.execute("""CREATE TABLE jobs (
+        job_id VARCHAR PRIMARY KEY, kind VARCHAR, study VARCHAR, label VARCHAR, deps VARCHAR,
+        params VARCHAR, executor VARCHAR, state VARCHAR, attempts INTEGER, slot VARCHAR, pid INTEGER,
+        external_id VARCHAR, folder VARCHAR, reason VARCHAR, log_tail VARCHAR, phase VARCHAR,
+        epoch INTEGER, step BIGINT, throughput DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
+        updated DOUBLE)""")
+    con.execute("INSERT INTO jobs (job_id, kind, deps, params, state, phase, epoch, step, throughput) "
+                "VALUES ('j1', 'run', '[]', '{}', 'finished', 'finetune', 3, 40, 812.5)")
+    con.close()
+    with write_connection(db) as con:
+        (job,) = load_jobs(con)
+        job.progress = replace(job.progress, epochs=3, steps_per_epoch=40)
+        upsert_jobs(con, [job])
+    with read_connection(db) as con:
+        (job,) = load_jobs(con)
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    p = job.progress
+    assert (p.phase, p.epoch, p.epochs, p.step, p.steps_per_epoch, p.images_per_s) == ("finetune", 3, 3, 40, 40, 812.5)

@@ -95,16 +95,21 @@ async def test_study_plan_shows_finished_runs(ws):
         assert "finished 2" in str(screen.query_one("#study-counts", Static).render())
 
 
-async def test_launch_goes_through_a_detached_scheduler(tmp_path):
-    """Every run is finished, so the scheduler starts, finds nothing to do and exits."""
+async def test_launching_a_finished_study_starts_no_scheduler(tmp_path):
+    """Every run is finished: the launch says so and starts nothing (no scheduler, no log)."""
     from results_fixture import make_results_workspace
     from test_tui_helpers import GOOD_RECIPE
+
+    from divrob.dispatch.jobs import live_manager
 
     ws = make_results_workspace(tmp_path / "ws")
     recipe = ws.root / "fixture.toml"
     recipe.write_text(GOOD_RECIPE)
     app = make_app(ws, start="study")
     app.recipe = recipe
+    launched = []
+    launch = app.adapter.launch
+    app.adapter.launch = lambda *a, **kw: launched.append(launch(*a, **kw)) or launched[-1]  # observe, not replace
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("l")
@@ -114,6 +119,90 @@ async def test_launch_goes_through_a_detached_scheduler(tmp_path):
         await settle(pilot)
         assert type(app.screen).__name__ == "StudyScreen"  # no error modal
         assert app.screen.plan.counts()["finished"] == 2
+    assert launched == ["2 runs: 0 queued on local, 2 already finished, 0 already queued or running; "
+                        "nothing to run, no scheduler started"]
+    assert live_manager(ws, "local") is None and not (ws.root / "logs" / "scheduler-local.log").exists()
+
+
+FRACTAL_RECIPE = """\
+[study]
+name = "tui-frac"
+downstream = "camtrap-sim"
+archs = ["resnet18"]
+pretrain = { epochs = 1, batch_size = 8, image_size = 16 }
+finetune = { epochs = 1, batch_size = 32, image_size = 16 }
+
+[generate.fractaldb]
+categories = 2
+instances = 4
+size = 32
+points = 1000
+
+[[distribution]]
+name = "fractaldb-{total}"
+source = "fractaldb"
+total = [4]
+"""
+
+
+async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
+    """A recipe whose source must be generated, launched from the TUI: a background study process
+    generates FractalDB, plans, and trains the run on the local executor; the Jobs and Results
+    screens then show the finished run and its metrics from the store."""
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from textual.widgets import Static
+
+    from divrob.dispatch.jobs import live_manager
+    from divrob.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "ws")
+    cfg = ws.config_path.read_text()
+    ws.config_path.write_text(cfg[: cfg.index("[demo]")] + "[demo]\ncamtrap_images = 200\ncamtrap_size = 16\n")
+    recipe = ws.root / "frac.toml"
+    recipe.write_text(FRACTAL_RECIPE)
+    app = make_app(ws, start="study")
+    app.recipe = recipe
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert [r["kind"] for r in screen.plan.rows] == ["generate"]  # its runs are planned after it
+            assert "generated first" in str(screen.query_one("#study-counts", Static).render())
+            await pilot.press("l")
+            await pilot.pause()
+            await pilot.press("y")
+            await settle(pilot)
+            assert type(app.screen).__name__ == "StudyScreen"  # no error modal
+            # the study runs in another process: poll what the Jobs screen reads until it is done
+            deadline = time.monotonic() + 600
+            while True:
+                rows = await asyncio.to_thread(app.adapter.jobs)
+                kinds = {r.job_id.split("-")[0] if r.job_id.startswith("generate-") else "run": r for r in rows}
+                if "run" in kinds and all(r.state not in ("queued", "running") for r in rows):
+                    break
+                assert time.monotonic() < deadline, [(r.job_id, r.state) for r in rows]
+                await asyncio.sleep(1)
+            assert {k: (r.state, r.reason) for k, r in kinds.items()} == {
+                "generate": ("finished", ""), "run": ("finished", "")}
+            assert len(list((ws.data / "fractaldb").glob("*/*.png"))) == 8
+            await pilot.press("3")
+            await settle(pilot)
+            run = next(r for r in app.screen.rows if r.job_id == kinds["run"].job_id)
+            assert (run.state, run.fraction, run.epoch_text) == ("finished", 1.0, "done")
+            await pilot.press("4")
+            await settle(pilot)
+            frame = app.screen.frame
+            assert list(frame["run_id"]) == [kinds["run"].job_id] and 0 <= frame["ood_f1"].iloc[0] <= 1
+    finally:
+        info = live_manager(ws, "local")  # a failed test leaves no background study behind
+        if info is not None:
+            os.kill(info["pid"], signal.SIGTERM)
+    log = (ws.root / "logs" / "study-tui-frac.log").read_text()
+    assert "finished " + kinds["run"].job_id in log and "[/" not in log  # plain text, no markup
 
 
 async def test_jobs_table_log_tail_and_cancel(fresh_ws):
@@ -126,9 +215,10 @@ async def test_jobs_table_log_tail_and_cancel(fresh_ws):
         table = screen.query_one("#jobs", DataTable)
         assert [r.job_id for r in screen.rows] == [RUNNING, QUEUED, FAILED]
         running = screen.rows[0]
-        assert (running.epoch_text, running.throughput, running.slot) == ("ft 2/6", 812.5, "gpu0")
-        assert running.fraction == pytest.approx(6 / 10)
-        assert running.elapsed == 600 and running.eta == pytest.approx(400)
+        assert (running.epoch_text, running.images_per_s, running.slot) == ("ft 2/6", 812.5, "gpu0")
+        # 4 pre-training epochs, then fine-tuning epoch 2 of 6 half done: 5.5 of 10 epochs
+        assert running.fraction == pytest.approx(5.5 / 10)
+        assert running.elapsed == 600 and running.eta == pytest.approx(600 * 4.5 / 5.5)
         assert "epoch 4 line" in "\n".join(screen.query_one("#log", Log).lines)
         await pilot.press("down")  # the queued job
         await settle(pilot)

@@ -3,13 +3,16 @@ broken) and jobs in every state, an app factory with a fixed clock, and `settle`
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
-import json
 from pathlib import Path
 
+from textual.widgets import DataTable
+
 from divrob.dispatch.jobs import Job, upsert_jobs
+from divrob.fileio import write_json_atomic
+from divrob.runs.rundir import RunDir
+from divrob.runs.spec import RunSpec
 from divrob.store.db import write_connection
+from divrob.train.config import finetune_config, pretrain_config
 
 NOW = 1_750_000_000.0  # the fixed clock of the Jobs screen: elapsed and ETA never change
 
@@ -54,16 +57,20 @@ def make_tui_workspace(root: Path):
 
 
 def add_jobs(ws) -> None:
-    """A running run (progress in its status.json and a log), a queued one and a failed one."""
+    """A running run (its progress written as a run writes it, and a log), a queued one and a
+    failed one. The run directories have fixed ids (stable snapshots) and real specs: 4
+    pre-training and 6 fine-tuning epochs."""
+    spec = RunSpec(arch="resnet18", seed=1, downstream="camtrap-sim", manifest_id="m" * 16, pretrain_classes=10,
+                   pretrain=pretrain_config("resnet18", {"epochs": 4}), finetune=finetune_config("resnet18", {"epochs": 6}))
     for job_id, state in ((RUNNING, "running"), (FAILED, "failed")):
-        rd = ws.runs / job_id
-        rd.mkdir(parents=True, exist_ok=True)
-        (rd / "spec.json").write_text(json.dumps({"pretrain": {"epochs": 4}, "finetune": {"epochs": 6}}))
-        status = {"state": state, "started": NOW - 600}
-        if state == "running":
-            status["progress"] = {"phase": "finetune", "epoch": 2, "epochs": 6, "images_per_s": 812.5}
-        (rd / "status.json").write_text(json.dumps(status))
-        (rd / "log.txt").write_text("".join(f"2025-01-01 00:00:0{i} epoch {i} line\n" for i in range(5)))
+        rd = RunDir(ws.runs / job_id)
+        rd.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(rd.spec_path, spec.to_dict())
+        if state == "running":  # half-way through fine-tuning epoch 2
+            rd.set_progress(phase="finetune", epoch=2, epochs=6, step=25, steps_per_epoch=50, images_per_s=812.5)
+        else:
+            rd.set_status("failed", reason="CUDA out of memory")
+        rd.log_path.write_text("".join(f"2025-01-01 00:00:0{i} epoch {i} line\n" for i in range(5)))
     jobs = [
         Job(RUNNING, "run", "fixture", "shapes-500 / resnet18 / seed 1", executor="local", state="running",
             slot="gpu0", queued=NOW - 900, started=NOW - 600),

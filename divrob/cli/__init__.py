@@ -15,9 +15,11 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DivrobError as e:
+            from rich.markup import escape
+
             from divrob.cli.common import err_console
 
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
 
 

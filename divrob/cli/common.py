@@ -8,7 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from divrob.states import STATE_STYLE
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,7 +60,7 @@ class _RichTask:
         elapsed = time.perf_counter() - self._t0
         self._r.progress.remove_task(self._id)
         if elapsed >= 1.0:
-            self._r.progress.console.print(f"[green]✓[/] {self._desc} [dim]({elapsed:.1f}s)[/]")
+            self._r.progress.console.print(f"[green]✓[/] {escape(self._desc)} [dim]({elapsed:.1f}s)[/]")
 
 
 class RichReporter:
@@ -64,7 +68,7 @@ class RichReporter:
 
     def __init__(self, console: Console = console):
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
         )
 
@@ -79,4 +83,13 @@ class RichReporter:
         return _RichTask(self, self.progress.add_task(description, total=total), description)
 
     def log(self, message: str) -> None:
-        self.progress.console.print(message)
+        self.progress.console.print(styled(message))
+
+
+def styled(message: str) -> Text:
+    """A plain message for the console, its leading state word coloured ("failed ...")."""
+    text = Text(message)
+    word = message.split(" ", 1)[0].rstrip(":")
+    if word in STATE_STYLE:
+        text.stylize(STATE_STYLE[word], 0, len(word))
+    return text

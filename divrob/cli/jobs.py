@@ -8,12 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from divrob.cli.common import WorkspaceOpt, console
+from divrob.cli.common import WorkspaceOpt, console, styled
 
 app = typer.Typer(help="Queued, running and finished jobs of this workspace, from any shell.", no_args_is_help=True)
-
-STYLE = {"finished": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "blue"}
 
 
 def _study_name(ws, study: str | None) -> str | None:
@@ -32,15 +31,13 @@ def _ago(t: float | None) -> str:
 
 
 def _progress(j) -> str:
-    parts = []
-    if j.phase:
-        parts.append(j.phase)
-    if j.epoch is not None:
-        parts.append(f"ep {j.epoch}")
-    if j.step is not None:
-        parts.append(f"step {j.step}")
-    if j.throughput:
-        parts.append(f"{j.throughput:,.0f} img/s")
+    """'ft 2/6 step 40/120 812 img/s' from the job's run progress."""
+    p = j.progress
+    parts = [p.label()] if p.epoch is not None else []
+    if p.step is not None:
+        parts.append(f"step {p.step}" + (f"/{p.steps_per_epoch}" if p.steps_per_epoch else ""))
+    if p.images_per_s:
+        parts.append(f"{p.images_per_s:,.0f} img/s")
     return " ".join(parts) or "-"
 
 
@@ -70,9 +67,8 @@ def ls(
         table.add_column(name, overflow="fold" if name == "reason" else "ellipsis")
     for j in jobs:
         where = j.external_id or j.slot or j.executor
-        style = STYLE.get(j.state, "")
-        table.add_row(j.job_id[:12], j.study or "-", j.label, f"[{style}]{j.state}[/]", where, str(j.attempts or 0),
-                      _progress(j), _ago(j.updated), (j.reason or "")[:60])
+        table.add_row(j.job_id[:12], Text(j.study or "-"), Text(j.label), styled(j.state), Text(where),
+                      str(j.attempts or 0), _progress(j), _ago(j.updated), Text((j.reason or "")[:60]))
     console.print(table)
     counts = {s: sum(1 for j in jobs if j.state == s) for s in STATES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no jobs")
@@ -96,9 +92,8 @@ def logs(
 
     ws = open_workspace(workspace)
     j = find_job(ws, job)
-    style = STYLE.get(j.state, "")
-    console.print(f"job {j.job_id} ({j.label or j.kind}): [{style}]{j.state}[/]" + (f" — {j.reason}" if j.reason else ""),
-                  highlight=False)
+    line = Text(f"job {j.job_id} ({j.label or j.kind}): ").append_text(styled(j.state))
+    console.print(line.append(f" — {j.reason}" if j.reason else ""), highlight=False)
     paths = [p for p in log_paths(ws, j) if p.exists()]
     if not paths:
         console.print("[dim]no log yet[/]")

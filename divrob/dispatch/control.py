@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from divrob.dispatch.jobs import (
-    ACTIVE, DONE, Job, live_manager, load_jobs, pid_alive, progress, request_cancel, upsert_jobs,
+    ACTIVE, DONE, Job, live_manager, load_jobs, pid_alive, request_cancel, upsert_jobs,
 )
 from divrob.errors import DivrobError
 from divrob.runs.rundir import RunDir
@@ -31,10 +31,9 @@ def list_jobs(ws: Workspace, *, study: str | None = None, state: str | None = No
             continue
         if job.state == "running" and job.kind in RUNDIR_KINDS:  # fresher than the last flush
             status = RunDir(ws.runs / job.job_id).status()
-            for k, v in progress(status).items():
-                if v is not None:
-                    setattr(job, k, v)
-            if not managers.get(job.executor) and job.executor != "slurm" and not pid_alive(status.get("pid")):
+            if status.progress.updated is not None:
+                job.progress = status.progress
+            if not managers.get(job.executor) and job.executor != "slurm" and not pid_alive(status.pid):
                 job.reason = "lost? no manager and no process: `divrob study run` recovers it"
         if state is None or job.state == state:
             out.append(job)
@@ -50,7 +49,9 @@ def find_job(ws: Workspace, ref: str) -> Job:
         return exact[0]
     if not jobs:
         if (ws.runs / ref).is_dir():  # a run never dispatched through a queue (inline)
-            return Job(ref, "run", executor="inline", state=RunDir(ws.runs / ref).status().get("state", "queued"))
+            status = RunDir(ws.runs / ref).status()
+            return Job(ref, "run", executor="inline", state=status.state, reason=status.reason,
+                       started=status.started, progress=status.progress)
         raise DivrobError(f"no job {ref!r} in {ws.root}; list them with `divrob jobs ls`")
     if len(jobs) > 1:
         raise DivrobError(f"{ref!r} matches {len(jobs)} jobs ({', '.join(j.job_id for j in jobs[:5])}); give more characters")
@@ -93,12 +94,12 @@ def _cancel_unmanaged(ws: Workspace, jobs: list[Job]) -> None:
 
             submitit.SlurmJob(folder=job.folder, job_id=job.external_id).cancel(check=False)
         elif job.kind in RUNDIR_KINDS:
-            pid = RunDir(ws.runs / job.job_id).status().get("pid")
+            pid = RunDir(ws.runs / job.job_id).status().pid
             if job.state == "running" and pid_alive(pid):
                 os.kill(int(pid), signal.SIGTERM)  # an orphaned worker: it records `cancelled` itself
         if job.kind in RUNDIR_KINDS:
             rd = RunDir(ws.runs / job.job_id)
-            if rd.status().get("state") not in DONE:
+            if rd.status().state not in DONE:
                 rd.set_status("cancelled", reason="cancelled with `divrob jobs cancel`")
         job.state, job.reason, job.ended = "cancelled", "cancelled with `divrob jobs cancel`", now
     with write_connection(ws.db_path) as con:  # no manager alive: this process may write

@@ -3,24 +3,13 @@ study's executor, waited for, before manifests can be built and runs planned."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from divrob.errors import DivrobError
 from divrob.progress import SILENT, Reporter
 from divrob.store.db import write_connection
 from divrob.workspace import Workspace
-
-# study-run options → the CLI flags that set them, to hand a detached study driver the same options
-_FLAGS = {
-    "slots_per_gpu": "--slots-per-gpu", "cpu_slots": "--cpu-slots", "on_lost": "--on-lost",
-    "partition": "--partition", "account": "--account", "qos": "--qos", "gpus_per_run": "--gpus",
-    "nodes_per_run": "--nodes", "cpus_per_gpu": "--cpus-per-gpu", "mem_gb": "--mem-gb",
-    "time_min": "--time-min", "array_parallelism": "--array-parallelism",
-}
 
 
 def run_generations(ws: Workspace, study: str, gens: list[dict[str, Any]], executor: str,
@@ -49,20 +38,3 @@ def run_generations(ws: Workspace, study: str, gens: list[dict[str, Any]], execu
                 f"generation job {jid} is {job.state}: {job.reason or 'no reason recorded'}; "
                 f"see `divrob jobs logs {jid}`, then run the study again (generation resumes)"
             )
-
-
-def detach_study(ws: Workspace, recipe_path: Path, executor: str, opts: dict[str, Any], retry: bool) -> tuple[int, Path]:
-    """Run the whole study (generation, then the grid) in a background process that survives
-    logout; returns (pid, log file)."""
-    argv = [sys.executable, "-m", "divrob", "study", "retry" if retry else "run", str(Path(recipe_path).resolve()),
-            "--workspace", str(ws.root), "--executor", executor]
-    for key, value in opts.items():
-        if key not in _FLAGS:
-            raise DivrobError(f"internal: no flag for study option {key!r}")
-        argv += [_FLAGS[key], str(value)]
-    log = ws.root / "logs" / f"study-{Path(recipe_path).stem}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=ws.root)
-    return proc.pid, log

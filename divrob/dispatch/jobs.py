@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from divrob.fileio import write_json_atomic
+from divrob.runs.status import Progress
 from divrob.states import ACTIVE, DONE, STATES  # noqa: F401 - re-exported for callers of jobs
 from divrob.workspace import Workspace
-
 
 
 @dataclass
@@ -37,28 +37,26 @@ class Job:
     folder: str | None = None  # submitit folder
     reason: str | None = None
     log_tail: str | None = None
-    phase: str | None = None
-    epoch: int | None = None
-    step: int | None = None
-    throughput: float | None = None
     queued: float | None = None
     started: float | None = None
     ended: float | None = None
     updated: float | None = None
+    progress: Progress = field(default_factory=Progress)  # a run's, as its status last said
 
 
-COLUMNS = [f.name for f in fields(Job)]
+# the progress is stored in columns of its own; its time as progress_updated
+_PROGRESS_COLUMNS = {f.name: "progress_updated" if f.name == "updated" else f.name for f in fields(Progress)}
+COLUMNS = [f.name for f in fields(Job) if f.name != "progress"] + list(_PROGRESS_COLUMNS.values())
 _JSON = {"deps", "params"}
-_INTS = ("attempts", "pid", "epoch", "step")
-_FLOATS = ("throughput", "queued", "started", "ended", "updated")
+_INTS = ("attempts", "pid", "epoch", "epochs", "step", "steps_per_epoch")
+_FLOATS = ("queued", "started", "ended", "updated", "images_per_s", "progress_updated")
 
 
 def to_row(job: Job) -> list[Any]:
-    row = []
-    for c in COLUMNS:
-        v = getattr(job, c)
-        row.append(json.dumps(list(v) if c == "deps" else v, sort_keys=True) if c in _JSON else v)
-    return row
+    values = {f.name: getattr(job, f.name) for f in fields(Job) if f.name != "progress"}
+    values.update({col: getattr(job.progress, name) for name, col in _PROGRESS_COLUMNS.items()})
+    return [json.dumps(list(values[c]) if c == "deps" else values[c], sort_keys=True) if c in _JSON else values[c]
+            for c in COLUMNS]
 
 
 def from_row(row: Iterable[Any]) -> Job:
@@ -66,7 +64,8 @@ def from_row(row: Iterable[Any]) -> Job:
     d["deps"] = tuple(json.loads(d["deps"] or "[]"))
     d["params"] = json.loads(d["params"] or "{}")
     d["attempts"] = d["attempts"] or 0
-    return Job(**d)
+    progress = Progress(**{name: d.pop(col) for name, col in _PROGRESS_COLUMNS.items()})
+    return Job(**d, progress=progress)
 
 
 def upsert_jobs(con, jobs: Iterable[Job]) -> None:
@@ -86,7 +85,7 @@ def upsert_jobs(con, jobs: Iterable[Job]) -> None:
         df = df.astype({c: "object" for c in COLUMNS if c not in _INTS and c not in _FLOATS})
         con.register("_upsert_jobs", df)
         try:
-            con.execute(f"INSERT OR REPLACE INTO jobs SELECT {', '.join(COLUMNS)} FROM _upsert_jobs")
+            con.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _upsert_jobs")
         finally:
             con.unregister("_upsert_jobs")
 
@@ -232,25 +231,7 @@ def wake(ws: Workspace) -> None:
     wake_path(ws).write_text(str(time.time()))
 
 
-# ---- what a run directory says about its job -----------------------------------------------
-
-_THROUGHPUT_KEYS = ("images_per_s", "images_per_sec", "img_per_s", "img_s", "throughput")
-
-
-def _num(v: Any, kind=float):
-    try:
-        return None if v is None else kind(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def progress(status: dict[str, Any]) -> dict[str, Any]:
-    """Epoch, step and throughput from a run's status.json, read defensively (fields may be absent)."""
-    tput = next((status[k] for k in _THROUGHPUT_KEYS if k in status), None)
-    phase = status.get("phase")
-    return {"phase": phase if isinstance(phase, str) else None, "epoch": _num(status.get("epoch"), int),
-            "step": _num(status.get("step"), int), "throughput": _num(tput)}
-
+# ---- a job's log ------------------------------------------------------------------------------
 
 def log_tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> str:
     try:

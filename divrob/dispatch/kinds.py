@@ -61,7 +61,8 @@ def noop_run(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
                 raise RunError(f"noop run {run_id}: failing at epoch {epoch} as asked")
             score = 0.5 + 0.01 * epoch
             rd.append_epoch("finetune", epoch, {s: {"f1_macro": score, "acc": score, "n": 10} for s in ("id_test", "test")})
-            rd.set_status("running", pid=os.getpid(), phase="finetune", epoch=epoch, step=10 * epoch, images_per_s=1000.0)
+            rd.set_progress(phase="finetune", epoch=epoch, epochs=epochs, step=10, steps_per_epoch=10,
+                            images_per_s=1000.0)
     rd.set_status("finished")
 
 

@@ -10,12 +10,13 @@ import signal
 import time
 
 from divrob.dispatch.jobs import (
-    ACTIVE, DONE, Job, ManagerLock, load_jobs, log_tail, pid_alive, progress, remove_manager_pidfile,
+    ACTIVE, DONE, Job, ManagerLock, load_jobs, log_tail, pid_alive, remove_manager_pidfile,
     take_requests, upsert_jobs, wake_path, write_manager_pidfile,
 )
 from divrob.dispatch.local import Event
 from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
+from divrob.runs.status import RunStatus
 from divrob.states import RUNDIR_KINDS
 from divrob.store.db import write_connection
 from divrob.store.ingest import ingest_runs
@@ -66,10 +67,9 @@ class Manager:
         for job in self.jobs.values():  # running jobs: progress and new epochs
             if job.state == "running" and job.kind in RUNDIR_KINDS:
                 rd = RunDir(self.ws.runs / job.job_id)
-                p = progress(rd.status())
-                if any(getattr(job, k) != v for k, v in p.items()):
-                    for k, v in p.items():
-                        setattr(job, k, v)
+                p = rd.status().progress
+                if p.updated is not None and p != job.progress:
+                    job.progress = p
                     self.dirty.add(job.job_id)
                 try:
                     mtime = rd.events_path.stat().st_mtime
@@ -89,6 +89,10 @@ class Manager:
     def _known(self) -> dict[str, Job]:
         return {**self._finished_rows, **self.jobs}
 
+    def _status(self, job: Job) -> RunStatus:
+        """What the job's run directory says; a job without one (generate) says nothing."""
+        return RunDir(self.ws.runs / job.job_id).status() if job.kind in RUNDIR_KINDS else RunStatus()
+
     def _touch(self, job: Job) -> None:
         self.dirty.add(job.job_id)
         if job.kind in RUNDIR_KINDS:
@@ -100,11 +104,9 @@ class Manager:
         job.state, job.reason, job.ended = state, reason, time.time()
         if job.kind in RUNDIR_KINDS:
             rd = RunDir(self.ws.runs / job.job_id)
-            p = progress(rd.status())
-            if p["epoch"] is None:  # an ended run's status.json drops progress: its events keep it
-                last = rd.events()[-1:]
-                p.update({"phase": last[0].get("phase"), "epoch": last[0].get("epoch")} if last else {})
-            job.phase, job.epoch, job.step = p["phase"] or job.phase, p["epoch"] or job.epoch, p["step"] or job.step
+            p = rd.status().progress  # an ended run's status keeps its last progress
+            if p.updated is not None:
+                job.progress = p
             job.log_tail = None if state == "finished" else log_tail(rd.log_path)
         self.counts[state] += 1
         self._touch(job)
@@ -112,19 +114,16 @@ class Manager:
         self.dep_states[job.job_id] = state
         self.cancelling.discard(job.job_id)
         self.orphans.discard(job.job_id)
-        if state == "finished":
-            self.reporter.log(f"[green]finished[/] {job.job_id} {job.label}")
-        else:
-            self.reporter.log(f"[red]{state}[/] {job.job_id} {job.label}: {reason}")
+        self.reporter.log(f"{state} {job.job_id} {job.label}" + ("" if state == "finished" else f": {reason}"))
 
     def _ended(self, job: Job, info: dict) -> None:
-        status = RunDir(self.ws.runs / job.job_id).status() if job.kind in RUNDIR_KINDS else {}
-        state = status.get("state")
+        status = self._status(job)
+        state = status.state
         if job.job_id in self.cancelling:
             state = "cancelled"
         elif state not in DONE:
             state = "finished" if info.get("ok", False) else "failed"
-        reason = None if state == "finished" else (status.get("reason") or info.get("error") or info.get("reason"))
+        reason = None if state == "finished" else (status.reason or info.get("error") or info.get("reason"))
         self._end(job, state, reason)
 
     def _lost(self, job: Job, reason: str) -> None:
@@ -137,13 +136,13 @@ class Manager:
             if rd is not None:
                 rd.log(f"lost ({reason}); requeued, will resume from the last checkpoint")
                 rd.set_status("queued", reason=job.reason)
-            self.reporter.log(f"[yellow]requeued[/] {job.job_id} {job.label}: {reason}")
+            self.reporter.log(f"requeued {job.job_id} {job.label}: {reason}")
             self._touch(job)
             return
         why = f"lost: {reason}" + ("; requeue limit reached" if self.on_lost == "requeue" else "")
         if rd is not None:
             rd.log(f"failed: {why}")
-            if rd.status().get("state") not in DONE:
+            if rd.status().state not in DONE:
                 rd.set_status("failed", reason=why)
         self._end(job, "failed", why)
 
@@ -154,13 +153,13 @@ class Manager:
             return
         if job.state != "running":
             return
-        status = RunDir(self.ws.runs / job.job_id).status() if job.kind in RUNDIR_KINDS else {}
-        if status.get("state") in DONE:
+        status = self._status(job)
+        if status.state in DONE:
             self._ended(job, {})
-        elif status.get("state") == "running" and pid_alive(status.get("pid")):
+        elif status.state == "running" and pid_alive(status.pid):
             self.orphans.add(job.job_id)  # its worker outlived its manager: watch the run dir
         else:
-            self._lost(job, f"process {status.get('pid') or job.pid} is gone")
+            self._lost(job, f"process {status.pid or job.pid} is gone")
 
     def cancel(self, job_id: str | None) -> None:
         for job in list(self.jobs.values()):
@@ -173,7 +172,7 @@ class Manager:
             else:
                 self.cancelling.add(job.job_id)
                 if not self.backend.cancel(job.job_id) and job.job_id in self.orphans:
-                    pid = RunDir(self.ws.runs / job.job_id).status().get("pid")
+                    pid = RunDir(self.ws.runs / job.job_id).status().pid
                     if pid_alive(pid):
                         os.kill(int(pid), signal.SIGTERM)
 
@@ -218,10 +217,10 @@ class Manager:
         for job_id in list(self.orphans):
             job = self.jobs[job_id]
             status = RunDir(self.ws.runs / job_id).status()
-            if status.get("state") in DONE:
+            if status.state in DONE:
                 self._ended(job, {})
-            elif not pid_alive(status.get("pid")):
-                self._lost(job, f"process {status.get('pid')} is gone")
+            elif not pid_alive(status.pid):
+                self._lost(job, f"process {status.pid} is gone")
         if time.time() - self._last_flush >= self.flush_s:
             self.flush()
 

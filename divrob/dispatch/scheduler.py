@@ -73,22 +73,14 @@ def start_detached(ws: Workspace, executor: str, opts: dict[str, Any], wait_s: f
     return {"pid": proc.pid}
 
 
-class _LogReporter:
-    def task(self, description: str, total: int | None = None):
-        return SILENT.task(description, total)
-
-    def log(self, message: str) -> None:
-        from rich.text import Text
-
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Text.from_markup(message).plain}", flush=True)
-
-
 def main(argv: list[str]) -> int:
+    from divrob.progress import LogReporter, log_to
     from divrob.workspace import open_workspace
 
+    log_to(sys.stdout)
     ws_root, executor, opts = argv[0], argv[1], json.loads(argv[2] if len(argv) > 2 else "{}")
     ws = open_workspace(ws_root)
-    reporter = _LogReporter()
+    reporter = LogReporter()
     reporter.log(f"scheduler pid {os.getpid()} serving the {executor} queue of {ws.root}")
     counts = make_manager(ws, executor, opts, reporter).run(detached=True)
     reporter.log(f"queue empty: {counts or 'another scheduler holds the queue'}")

@@ -1,5 +1,5 @@
-"""A study through an executor: record the plan, queue every unfinished job in the store, then
-serve the queue in this process, hand it to a detached scheduler, or follow a live one."""
+"""A study's jobs in the queue: what the next launch would do with each (`plan_rows`), queueing
+the unfinished ones (`enqueue`), and following them (`follow`). divrob.dispatch.launch serves them."""
 
 from __future__ import annotations
 
@@ -16,13 +16,10 @@ from divrob.workspace import Workspace
 
 
 @dataclass
-class Dispatched:
-    plan: StudyPlan
+class Queued:
     queued: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # finished before this call
     waiting: list[str] = field(default_factory=list)  # already queued or running under a live manager
-    states: dict[str, Job] = field(default_factory=dict)  # the study's run jobs when this call returns
-    manager: dict | None = None  # the detached scheduler's pid record
 
 
 def job_states(ws: Workspace, ids: list[str]) -> dict[str, Job]:
@@ -32,7 +29,10 @@ def job_states(ws: Workspace, ids: list[str]) -> dict[str, Job]:
 
 def plan_rows(ws: Workspace, plan: StudyPlan) -> list[dict[str, Any]]:
     """Every job of the plan with what the next `study run` would do with it."""
+    from divrob.runs.spec import precision_summary
+
     stored = job_states(ws, [j.job_id for j in plan.jobs()])
+    specs = {pr.spec.run_id: pr.spec for pr in plan.runs}
     rows = []
     for pj in plan.jobs():
         job = stored.get(pj.job_id)
@@ -40,8 +40,7 @@ def plan_rows(ws: Workspace, plan: StudyPlan) -> list[dict[str, Any]]:
             state = "built"
         else:
             rd = RunDir(ws.runs / pj.job_id)
-            status = rd.status() if rd.status_path.exists() else {}
-            disk = status.get("state")
+            disk = rd.status().state
             if disk == "finished":
                 state = "finished (never redone)"
             elif job is not None and job.state in ACTIVE:
@@ -55,18 +54,19 @@ def plan_rows(ws: Workspace, plan: StudyPlan) -> list[dict[str, Any]]:
             else:
                 state = "to run"
         rows.append({"job": pj.job_id, "kind": pj.kind, "label": pj.label, "deps": list(pj.deps), "state": state,
-                     "reason": job.reason if job is not None and job.state in ("failed", "cancelled") else None})
+                     "reason": job.reason if job is not None and job.state in ("failed", "cancelled") else None,
+                     "precision": precision_summary([specs[pj.job_id]]) if pj.job_id in specs else None})
     return rows
 
 
-def enqueue(ws: Workspace, plan: StudyPlan, executor: str, *, retry: bool = False) -> Dispatched:
+def enqueue(ws: Workspace, plan: StudyPlan, executor: str, *, retry: bool = False) -> Queued:
     """Queue the study's unfinished jobs for `executor`. Finished runs are never redone; failed ones
     are resumed; cancelled ones stay cancelled unless `retry` (which queues only failed/cancelled)."""
     from divrob.dispatch.inline import record_plan
 
     record_plan(ws, plan)
     study = plan.recipe.study.name
-    out = Dispatched(plan)
+    out = Queued()
     planned = plan.jobs()
     specs = {pr.spec.run_id: pr.spec for pr in plan.runs}
     now = time.time()
@@ -108,25 +108,6 @@ def enqueue(ws: Workspace, plan: StudyPlan, executor: str, *, retry: bool = Fals
 def _still_managed(ws: Workspace, job: Job) -> bool:
     """An active job some manager still owns: SLURM jobs (re-attached by id) or a live scheduler's."""
     return bool(job.external_id and job.executor == "slurm") or live_manager(ws, job.executor) is not None
-
-
-def dispatch_study(ws: Workspace, plan: StudyPlan, executor: str, opts: dict[str, Any] | None = None, *,
-                   detach: bool = False, retry: bool = False, reporter: Reporter = SILENT) -> Dispatched:
-    from divrob.dispatch.scheduler import make_manager, start_detached
-
-    opts = dict(opts or {})
-    out = enqueue(ws, plan, executor, retry=retry)
-    if detach:
-        out.manager = start_detached(ws, executor, opts)
-        return out
-    counts = make_manager(ws, executor, opts, reporter).run()
-    if not counts and live_manager(ws, executor):  # a detached scheduler owns the queue: follow it
-        reporter.log(f"a {executor} scheduler (pid {live_manager(ws, executor)['pid']}) is serving this "
-                     f"workspace; following it (Ctrl-C stops following, not the jobs)")
-        wake(ws)
-        follow(ws, out.queued + out.waiting, reporter)
-    out.states = job_states(ws, [j.job_id for j in plan.jobs() if j.kind != "manifest"])
-    return out
 
 
 def follow(ws: Workspace, ids: list[str], reporter: Reporter = SILENT, every_s: float = 1.0,

@@ -15,21 +15,6 @@ import sys
 import traceback
 
 
-class _LineReporter:
-    """Progress for a job with no terminal: log lines to the slot log, bars dropped."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def task(self, description: str, total: int | None = None):
-        from divrob.progress import SILENT
-
-        return SILENT.task(description, total)
-
-    def log(self, message: str) -> None:
-        print(f"{self.prefix} {message}", file=sys.stderr, flush=True)
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"cancelled (signal {signal.Signals(signum).name})")
 
@@ -42,8 +27,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
 
     from divrob.dispatch.kinds import run_job
+    from divrob.progress import LogReporter, log_to
     from divrob.workspace import open_workspace
 
+    log_to(sys.stderr)
     ws = open_workspace(ws_root)
 
     def send(**msg) -> None:
@@ -58,7 +45,7 @@ def main(argv: list[str]) -> int:
             send(event="started", job_id=job_id, pid=os.getpid())
             ok, error = True, None
             try:
-                run_job(ws, job_id, msg["kind"], msg.get("params") or {}, _LineReporter(f"[{slot} {job_id}]"))
+                run_job(ws, job_id, msg["kind"], msg.get("params") or {}, LogReporter(f"{slot} {job_id}: "))
             except KeyboardInterrupt as e:  # cancelled: report it and serve the next job
                 ok, error = False, f"cancelled: {e}"
             except BaseException as e:  # one failing job never stops the worker

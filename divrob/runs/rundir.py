@@ -2,9 +2,8 @@
 
 Jobs write only here (never the store); the manager ingests. Events are one JSON object per
 finished epoch and are appended once: a resumed run skips epochs already recorded.
-status.json carries the state and, while training (every few seconds), the progress fields
-(phase, epoch, epochs, step, steps_per_epoch, images_per_s) at its top level, which the job
-scheduler and the TUI show; they keep their last values once the run ends.
+status.json is a `divrob.runs.status.RunStatus`: the state and, while training (every few
+seconds), the progress; the progress keeps its last values once the run ends.
 
 In a multi-process (DDP) run every rank holds a RunDir, but only rank 0's is a `writer`: the
 others' write methods do nothing, so each event, status and log line is written once.
@@ -13,18 +12,18 @@ others' write methods do nothing, so each event, status and log line is written 
 from __future__ import annotations
 
 import json
+import socket
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
 from divrob.runs.spec import RunSpec
+from divrob.runs.status import RunStatus, read_status, with_progress, write_status
 from divrob.states import STATES
-
-PROGRESS_KEYS = ("phase", "epoch", "epochs", "step", "steps_per_epoch", "images_per_s")
 
 
 @dataclass(frozen=True)
@@ -84,33 +83,36 @@ class RunDir:
         append_jsonl(self.events_path, {"phase": phase, "epoch": epoch, "metrics": metrics, "time": time.time(), **extra})
         return True
 
-    def status(self) -> dict[str, Any]:
-        if not self.status_path.exists():
-            return {"state": "queued"}
-        try:
-            return json.loads(self.status_path.read_text())
-        except json.JSONDecodeError:
-            return {"state": "queued"}
+    def status(self) -> RunStatus:
+        return read_status(self.status_path)
 
-    def set_status(self, state: str, **extra: Any) -> None:
+    def set_status(self, state: str, *, reason: str | None = None, pid: int | None = None,
+                   world_size: int | None = None) -> None:
+        """A new state (with its reason; None clears the old one). The pid, start time and
+        progress carry over; a run that starts records its pid and host."""
         assert state in STATES, state
         if not self.writer:
             return
         prev = self.status()
-        keep = ("started", "pid", "world_size", *PROGRESS_KEYS)
-        record = {**{k: v for k, v in prev.items() if k in keep}, "state": state, "updated": time.time(), **extra}
-        if state == "running" and "started" not in record:
-            record["started"] = time.time()
-        write_json_atomic(self.status_path, record)
+        now = time.time()
+        new = replace(prev, state=state, reason=reason, updated=now,
+                      world_size=world_size if world_size is not None else prev.world_size)
+        if pid is not None:
+            new = replace(new, pid=pid, host=socket.gethostname())
+        if state == "running" and new.started is None:
+            new = replace(new, started=now)
+        write_status(self.status_path, new)
 
     def set_progress(self, **progress: Any) -> None:
-        """Update a running run's progress fields (callers rate-limit: it is one atomic write)."""
-        assert set(progress) <= set(PROGRESS_KEYS), progress
-        self.set_status("running", **progress)
+        """Record a running run's progress: phase, epoch, epochs, step, steps_per_epoch,
+        images_per_s (`divrob.train.recorder.PhaseRecorder`; callers rate-limit: one atomic write)."""
+        if not self.writer:
+            return
+        write_status(self.status_path, with_progress(self.status(), time.time(), **progress))
 
     @property
     def is_finished(self) -> bool:
-        return self.status().get("state") == "finished"
+        return self.status().state == "finished"
 
     def log(self, message: str) -> None:
         if not self.writer:

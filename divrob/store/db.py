@@ -10,7 +10,7 @@ from typing import Iterator
 
 from divrob.errors import DivrobError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -30,17 +30,31 @@ SCHEMA = [
         run_id VARCHAR, phase VARCHAR, epoch INTEGER, split VARCHAR,
         f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER,
         PRIMARY KEY (run_id, phase, epoch, split))""",
-    # v2: the dispatch queue and job states (written by the manager: `study run` or the scheduler)
+    # v2: the dispatch queue and job states (written by the manager: `study run` or the scheduler);
+    # v3: a run's whole progress (divrob.runs.status.Progress), throughput renamed images_per_s
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id VARCHAR PRIMARY KEY, kind VARCHAR, study VARCHAR, label VARCHAR, deps VARCHAR,
         params VARCHAR, executor VARCHAR, state VARCHAR, attempts INTEGER, slot VARCHAR, pid INTEGER,
         external_id VARCHAR, folder VARCHAR, reason VARCHAR, log_tail VARCHAR, phase VARCHAR,
-        epoch INTEGER, step BIGINT, throughput DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
-        updated DOUBLE)""",
+        epoch INTEGER, step BIGINT, images_per_s DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
+        updated DOUBLE, epochs INTEGER, steps_per_epoch BIGINT, progress_updated DOUBLE)""",
 ]
 
+
+def _jobs_v3(con) -> None:
+    """2 → 3. A v1 store gets its jobs table from SCHEMA already in the v3 layout: alter only
+    what a v2 table lacks."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'").fetchall()}
+    if "throughput" in have:
+        con.execute("ALTER TABLE jobs RENAME COLUMN throughput TO images_per_s")
+    for name, kind in (("epochs", "INTEGER"), ("steps_per_epoch", "BIGINT"), ("progress_updated", "DOUBLE")):
+        if name not in have:
+            con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+
 # Steps from version N to N+1 beyond the idempotent CREATE TABLE IF NOT EXISTS above.
-MIGRATIONS: dict[int, list[str]] = {1: []}  # 1 → 2 adds the jobs table only
+MIGRATIONS = {1: (), 2: (_jobs_v3,)}  # 1 → 2 adds the jobs table only
 
 
 class StoreError(DivrobError):
@@ -60,8 +74,8 @@ def _migrate(con) -> None:
         )
     elif int(row[0]) < SCHEMA_VERSION:
         for version in range(int(row[0]), SCHEMA_VERSION):
-            for stmt in MIGRATIONS.get(version, []):
-                con.execute(stmt)
+            for step in MIGRATIONS.get(version, ()):
+                step(con)
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
 

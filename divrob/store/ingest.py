@@ -13,43 +13,34 @@ RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "
 
 def ingest_run(con, rd: RunDir) -> int:
     """Upsert one run and its epoch rows; returns the number of epoch rows in the run dir."""
+    return ingest_runs(con, [rd])
+
+
+def _rows(rd: RunDir) -> tuple[list, list[list]]:
+    """The run's row and its epoch rows."""
     spec = json.loads(rd.spec_path.read_text())
     status = rd.status()
-    con.execute(
-        "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"),
-         status.get("state", "queued"), status.get("reason"), json.dumps(spec, sort_keys=True),
-         status.get("updated", time.time())],
-    )
-    rows = []
-    for event in rd.events():
-        for split, m in event.get("metrics", {}).items():
-            rows.append([rd.run_id, event["phase"], int(event["epoch"]), split,
-                         *[m.get(c) for c in METRIC_COLUMNS]])
-    if rows:
-        con.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    return len(rows)
+    run = [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"), status.state,
+           status.reason, json.dumps(spec, sort_keys=True), status.updated or time.time()]
+    epochs = [[rd.run_id, event["phase"], int(event["epoch"]), split, *[m.get(c) for c in METRIC_COLUMNS]]
+              for event in rd.events() for split, m in event.get("metrics", {}).items()]
+    return run, epochs
 
 
 def ingest_runs(con, rundirs) -> int:
-    """Ingest many run directories in two bulk statements (the manager's batched flush);
-    the same rows as `ingest_run` for each. Returns the number of epoch rows."""
+    """Ingest many run directories in two bulk statements (the manager's batched flush); a
+    directory without a readable spec.json is not a run yet and is passed over. Returns the
+    number of epoch rows."""
     import pandas as pd
 
     runs, epochs = [], []
     for rd in rundirs:
         try:
-            spec = json.loads(rd.spec_path.read_text())
+            run, rows = _rows(rd)
         except (OSError, json.JSONDecodeError):
             continue
-        status = rd.status()
-        runs.append([rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"),
-                     status.get("state", "queued"), status.get("reason"), json.dumps(spec, sort_keys=True),
-                     float(status.get("updated", time.time()))])
-        for event in rd.events():
-            for split, m in event.get("metrics", {}).items():
-                epochs.append([rd.run_id, event["phase"], int(event["epoch"]), split,
-                               *[m.get(c) for c in METRIC_COLUMNS]])
+        runs.append(run)
+        epochs += rows
     if runs:
         run_df = pd.DataFrame(runs, columns=RUN_COLUMNS).drop_duplicates("run_id", keep="last")
         con.register("_ingest_runs", run_df)

@@ -55,11 +55,16 @@ class PlanView:
     study: str
     rows: list[dict[str, Any]]
 
+    @property
+    def generate_first(self) -> bool:
+        """The recipe's sources are generated first; its runs are planned after that."""
+        return any(r["kind"] == "generate" for r in self.rows)
+
     def counts(self) -> dict[str, int]:
         """Runs by what the next launch does with them (manifests are built while planning)."""
         out = {"to run": 0, "finished": 0, "partly done": 0, "queued/running": 0, "other": 0}
         for r in self.rows:
-            if r["kind"] == "manifest":
+            if r["kind"] in ("manifest", "generate"):
                 continue
             s = r["state"]
             if s.startswith("finished"):
@@ -85,9 +90,9 @@ class JobRow:
     executor: str
     slot: str
     phase: str
-    fraction: float | None  # of all the job's epochs (pre-training + fine-tuning)
+    fraction: float | None  # of the whole run (pre-training + fine-tuning), steps included
     epoch_text: str
-    throughput: float | None
+    images_per_s: float | None
     elapsed: float | None
     eta: float | None
     reason: str
@@ -154,7 +159,6 @@ class DivrobAdapter:
         self.include_bundled = include_bundled
         self._ws = None
         self.clock = clock
-        self._plans: dict[Path, Any] = {}
         self._store = _ReadWriteLock()
         self._open_lock = threading.Lock()
 
@@ -259,34 +263,23 @@ class DivrobAdapter:
     # ---- studies ----------------------------------------------------------------------------
 
     def plan(self, path: Path, reporter: Reporter = SILENT) -> PlanView:
-        """The study's jobs and what a launch would do with each (builds missing manifests)."""
-        from divrob.dispatch.study import plan_rows
-        from divrob.recipes.load import load_recipe
-        from divrob.runs.grid import plan_study
+        """The study's jobs and what a launch would do with each (builds missing manifests;
+        only the generation jobs while the recipe's sources are still to be generated)."""
+        from divrob.dispatch.launch import preview_study
 
-        rec = load_recipe(path)
-        p = plan_study(self.ws, rec, reporter)
-        self._plans[Path(path)] = p
         with self._store.reading():
-            rows = plan_rows(self.ws, p)
-        return PlanView(Path(path), rec.study.name, rows)
+            study, rows = preview_study(self.ws, path, reporter)
+        return PlanView(Path(path), study, rows)
 
+    @_writes
     def launch(self, path: Path, executor: str, reporter: Reporter = SILENT, *, retry: bool = False) -> str:
-        """Queue the study's unfinished runs and hand them to a detached scheduler; returns a
-        one-line summary. Never waits for the runs: the scheduler outlives the TUI."""
-        from divrob.dispatch.study import dispatch_study
-        from divrob.recipes.load import load_recipe
-        from divrob.runs.grid import plan_study
+        """Launch the study detached (its runs outlive the TUI); returns a one-line summary."""
+        from divrob.dispatch.launch import LaunchRequest, launch_study
 
         if executor not in ("local", "slurm", "submitit-local"):
             raise DivrobError(f"cannot launch on {executor!r} from the TUI: choose local or slurm")
-        p = self._plans.get(Path(path)) or plan_study(self.ws, load_recipe(path), reporter)
-        with self._store.writing():
-            out = dispatch_study(self.ws, p, executor, {}, detach=True, retry=retry, reporter=reporter)
-        self._plans.pop(Path(path), None)  # states changed: the next plan is read afresh
-        pid = (out.manager or {}).get("pid")
-        return (f"{p.recipe.study.name}: {len(out.queued)} queued on {executor}, {len(out.skipped)} already "
-                f"finished, {len(out.waiting)} already queued or running" + (f"; scheduler pid {pid}" if pid else ""))
+        request = LaunchRequest(Path(path), self.ws.root, executor, retry=retry, detach=True)
+        return launch_study(request, reporter).summary()[0]
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -303,32 +296,18 @@ class DivrobAdapter:
         return rows
 
     def _job_row(self, j, now: float) -> JobRow:
-        from divrob.runs.rundir import RunDir
-
-        phase, epoch, tput = j.phase, j.epoch, j.throughput
-        fraction, epoch_text = None, ""
+        p = j.progress
         total = self._epochs_of(j.job_id) if j.kind == "run" else None
-        if j.state == "running" and j.kind == "run":
-            # the training loop nests its progress under "progress" in status.json
-            nested = RunDir(self.ws.runs / j.job_id).status().get("progress") or {}
-            phase = phase or nested.get("phase")
-            epoch = epoch if epoch is not None else nested.get("epoch")
-            tput = tput if tput is not None else nested.get("images_per_s")
-        if j.state == "finished":
-            fraction, epoch_text = 1.0, "done"
-        elif total and epoch is not None:
-            pre, fine = total
-            done = epoch + (pre if phase == "finetune" else 0)
-            fraction = min(1.0, done / max(1, pre + fine))
-            epoch_text = f"{'pre' if phase == 'pretrain' else 'ft'} {epoch}/{pre if phase == 'pretrain' else fine}"
+        fraction = 1.0 if j.state == "finished" else (p.run_fraction(*total) if total else None)
         elapsed = None
         if j.started:
             elapsed = max(0.0, (j.ended or now) - j.started)
         eta = None
         if j.state == "running" and elapsed and fraction and 0 < fraction < 1:
             eta = elapsed * (1 - fraction) / fraction
-        return JobRow(j.job_id, j.label or j.kind, j.state, j.executor, j.slot or "-", phase or "",
-                      fraction, epoch_text, tput, elapsed, eta, j.reason or "", j.study or "")
+        return JobRow(j.job_id, j.label or j.kind, j.state, j.executor, j.slot or "-", p.phase or "", fraction,
+                      "done" if j.state == "finished" else p.label(), p.images_per_s, elapsed, eta, j.reason or "",
+                      j.study or "")
 
     def _epochs_of(self, run_id: str) -> tuple[int, int] | None:
         """(pre-training epochs, fine-tuning epochs) from the run's spec.json."""

@@ -10,13 +10,13 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Log
 
+from divrob.states import STATE_STYLE
 from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.confirm import Confirm
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.progress_panel import ProgressPanel
 from divrob.tui.components.tables import fill_table
 
-STATE_STYLE = {"finished": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "blue"}
 BAR = 6
 
 
@@ -115,7 +115,7 @@ class JobsScreen(DataScreen):
         self.rows = m.rows
         fill_table(table, ("what", "state", "progress", "img/s", "slot", "elapsed", "ETA"), [
             (short(r.label), Text(r.state, style=STATE_STYLE.get(r.state, "")),
-             bar(r.fraction, r.epoch_text), "-" if r.throughput is None else f"{r.throughput:.0f}",
+             bar(r.fraction, r.epoch_text), "-" if r.images_per_s is None else f"{r.images_per_s:.0f}",
              r.slot, duration(r.elapsed), duration(r.eta)) for r in m.rows], row_keys=[r.job_id for r in m.rows])
         ids = [r.job_id for r in m.rows]
         if keep in ids:
@@ -138,7 +138,7 @@ class JobsScreen(DataScreen):
             log.clear()
             log.write(m.value.rstrip("\n"))
         elif m.what in ("cancelled", "retried"):
-            self.notify(m.value, title=m.what)
+            self.notify(m.value, title=m.what, markup=False)
             self.action_refresh()
 
     def action_toggle_done(self) -> None:

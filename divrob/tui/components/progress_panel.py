@@ -49,7 +49,7 @@ class ProgressPanel(Vertical):
             super().__init__()
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="progress-log")
+        yield Label("", id="progress-log", markup=False)
 
     def _row(self, task_id: int) -> Horizontal | None:
         rows = self.query(f"#task-{task_id}")
@@ -60,7 +60,7 @@ class ProgressPanel(Vertical):
 
     @on(Started)
     def _started(self, m: Started) -> None:
-        row = Horizontal(Label(m.description, classes="task"),
+        row = Horizontal(Label(m.description, classes="task", markup=False),
                          ProgressBar(total=m.total, show_eta=False), id=f"task-{m.task_id}")
         self.mount(row, before=self.query_one("#progress-log"))
         self.add_class("-busy")

@@ -9,14 +9,13 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
+from divrob.states import STATE_STYLE
 from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.confirm import Confirm
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.progress_panel import ProgressPanel
 from divrob.tui.components.tables import fill_table
 
-STATE_STYLE = {"finished": "green", "built": "green", "failed": "red", "cancelled": "yellow", "running": "cyan",
-               "partly": "cyan", "queued": "blue"}
 
 
 class StudyScreen(DataScreen):
@@ -84,7 +83,9 @@ class StudyScreen(DataScreen):
         self.plan = m.plan
         counts = m.plan.counts()
         self.query_one("#study-counts", Static).update(
-            f"study {m.plan.study}: " + " · ".join(f"{k} {v}" for k, v in counts.items() if v or k != "other"))
+            f"study {m.plan.study}: " + ("its sources are generated first, then its runs are planned"
+                                         if m.plan.generate_first else
+                                         " · ".join(f"{k} {v}" for k, v in counts.items() if v or k != "other")))
         table = self.query_one("#plan", DataTable)
         fill_table(table, ("job", "kind", "what", "state"), [
             (r["job"][:12], r["kind"], r["label"], Text(r["state"], style=STATE_STYLE.get(r["state"].split()[0], "")))
@@ -107,5 +108,5 @@ class StudyScreen(DataScreen):
     @on(Done)
     def _done(self, m: Done) -> None:
         if m.what == "launched":
-            self.notify(m.value, title="launched", timeout=8)
+            self.notify(m.value, title="launched", timeout=8, markup=False)
             self.action_plan()

@@ -1,7 +1,9 @@
 """Filling a DataTable in one step, each column as wide as its widest cell.
 
 DataTable measures new cells later, when its message queue is idle, so a frame drawn right after
-an update (on a busy machine, or a snapshot) could show columns squeezed to their headers."""
+an update (on a busy machine, or a snapshot) could show columns squeezed to their headers.
+DataTable reads a str cell as rich markup; cells are data (a label may hold "[x]"), so they go
+in as plain Text."""
 
 from __future__ import annotations
 
@@ -23,4 +25,5 @@ def fill_table(table, headers: Sequence[str], rows: Sequence[Sequence[Any]],
         width = max([_width(header)] + [_width(r[i]) for r in rows])
         table.add_column(header, width=width, key=column_keys[i] if column_keys else None)
     for j, row in enumerate(rows):
-        table.add_row(*row, key=row_keys[j] if row_keys else None)
+        cells = [Text(c, end="") if isinstance(c, str) else c for c in row]
+        table.add_row(*cells, key=row_keys[j] if row_keys else None)
