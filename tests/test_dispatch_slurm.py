@@ -146,7 +146,8 @@ def test_preemptions_are_free_time_outs_and_losses_are_limited():
 
 def test_no_window_to_work_fails_with_that_reason():
     h = History()
-    short = Ending(TIME_OUT, "stopped", window_s=NO_WINDOW_S - 28, progressed=True)
+    short = Ending(TIME_OUT, "stopped", window_s=2, progressed=True)
+    assert 2 < NO_WINDOW_S < 95
     assert decide(h, short, LIMITS).requeue
     assert decide(h, Ending(TIME_OUT, "stopped", window_s=95, progressed=True), LIMITS).requeue  # a real window
     assert decide(h, short, LIMITS).requeue

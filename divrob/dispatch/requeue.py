@@ -11,6 +11,8 @@ reason instead of being resubmitted forever.
 
 The counts live in `<workspace>/logs/submitit/requeues.json` (written by the one manager of the
 workspace's SLURM queue), so a restarted manager goes on counting; a job's entry goes when it ends.
+It also holds each job's last submission, written right after sbatch: a manager killed before the
+store heard of the job id lets the next one follow that job instead of submitting it twice.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from pathlib import Path
 
 from divrob.fileio import write_json_atomic
 
-NO_WINDOW_S = 30.0  # slurmctld checks time limits about every 30 s: a warning can come that much early
+# slurmctld checks time limits about every 30 s, so a warning can come up to 30 s early; a job
+# stopped within 45 s of its start had no useful window (the issue's case: 1-10 s, every start)
+NO_WINDOW_S = 45.0
 NO_WINDOW_STARTS = 2
 TIME_OUT, PREEMPTION, LOST = "time-out", "preemption", "lost"
 
@@ -108,11 +112,15 @@ class RequeueLedger:
         return History(**{k: v for k, v in h.items() if k in History.__dataclass_fields__})
 
     def submitted(self, job_id: str) -> dict:
-        """What `note_submission` recorded: {"at": time, "progress": fingerprint}."""
+        """What `note_submission` recorded: {"at": time, "external_id": the scheduler's job id,
+        "progress": the run's fingerprint then}; {} once the job is to be submitted again."""
         return self.entries.get(job_id, {}).get("submitted", {})
 
-    def note_submission(self, job_id: str, at: float, progress) -> None:
-        self.entries.setdefault(job_id, {})["submitted"] = {"at": at, "progress": progress}
+    def note_submission(self, job_id: str, at: float, external_id: str, progress) -> None:
+        self.entries.setdefault(job_id, {})["submitted"] = {"at": at, "external_id": external_id, "progress": progress}
+
+    def to_submit_again(self, job_id: str) -> None:
+        self.entries.get(job_id, {}).pop("submitted", None)
 
     def record(self, job_id: str, history: History) -> None:
         self.entries.setdefault(job_id, {})["history"] = asdict(history)

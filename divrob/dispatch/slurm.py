@@ -22,6 +22,7 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import submitit
@@ -62,16 +63,27 @@ def export_distributed_env(job_id: str) -> dict[str, str]:
     return values
 
 
+def _process_started() -> float:
+    """When SLURM launched this task: the start of this process (the shell that exec'd python),
+    from /proc; now where /proc does not tell. A warning's lead is counted from here."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        return min(time.time(), boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
 class DivrobJob:
     """The submitted callable. Returns {"finished": id}, or {"stopped": signal, "window_s": seconds from
-    its start to the stop request, "at": where it stopped} when a signal stopped the training."""
+    the task's launch to the stop request, "at": where it stopped} when a signal stopped training."""
 
     def __call__(self, ws_root: str, job_id: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         from divrob.dispatch.kinds import run_job
         from divrob.train import interrupt
         from divrob.workspace import open_workspace
 
-        started = time.time()
+        started = _process_started()
         # instead of submitit's handlers (requeue at once on USR2, ignore SIGTERM): stop at the next step
         interrupt.listen((WARNING_SIGNAL, signal.SIGTERM))
         export_distributed_env(job_id)
@@ -198,7 +210,13 @@ class SubmititBackend:
 
     def start(self, jobs: list[Job]) -> None:
         """Submit jobs as arrays (one sbatch each): all of them, or none (a failed sbatch cancels
-        the arrays this call already submitted, then raises)."""
+        the arrays this call already submitted, then raises). A job that a killed manager submitted
+        after it was queued, but never recorded in the store, is followed instead."""
+        for job in [j for j in jobs if self._submitted_before(j)]:
+            job.external_id, job.folder = self.ledger.submitted(job.job_id)["external_id"], self.folder
+            job.slot, job.pid = self.name, None
+            self.attach(job)
+        jobs = [j for j in jobs if j.external_id is None]
         submitted: list[tuple[Job, Any]] = []
         try:
             for lo, hi, share in array_chunks(len(jobs), self.max_array, self.cfg.array_parallelism):
@@ -218,10 +236,14 @@ class SubmititBackend:
         for job, h in submitted:
             job.external_id, job.folder, job.slot, job.pid = str(h.job_id), self.folder, self.name, None
             self.tracked[job.job_id] = _Tracked(job, h)
-            self.ledger.note_submission(job.job_id, now, run_progress(self.ws, job))
+            self.ledger.note_submission(job.job_id, now, job.external_id, run_progress(self.ws, job))
         self.ledger.save()
         if self.poller is not None:
             self.poller.kick()
+
+    def _submitted_before(self, job: Job) -> bool:
+        sub = self.ledger.submitted(job.job_id)
+        return bool(sub.get("external_id")) and sub.get("at", 0.0) >= (job.queued or 0.0)
 
     def attach(self, job: Job) -> None:
         """Follow a job submitted by an earlier divrob process."""
@@ -316,6 +338,7 @@ class SubmititBackend:
         history = self.ledger.history(job_id)
         decision = decide(history, self._ending(t, info, value), self.limits)
         self.ledger.record(job_id, history)
+        self.ledger.to_submit_again(job_id)
         self.ledger.save()
         if not decision.requeue:
             self._settle(t.job, "failed", decision.reason)

@@ -159,9 +159,11 @@ fi
 if ! sacctmgr -n -P list account format=account | grep -x "$ACCOUNT" >/dev/null; then
   sacctmgr -i add account "$ACCOUNT" cluster="$CLUSTER" description=divrob-tests organization=divrob >/dev/null
 fi
-if ! sacctmgr -n -P list assoc user=root cluster="$CLUSTER" format=account | grep -x "$ACCOUNT" >/dev/null; then
-  sacctmgr -i add user root account="$ACCOUNT" cluster="$CLUSTER" >/dev/null
-fi
+for user in root ${SUDO_USER:-}; do  # and whoever ran this through sudo, who submits the test jobs
+  if ! sacctmgr -n -P list assoc user="$user" cluster="$CLUSTER" format=account | grep -x "$ACCOUNT" >/dev/null; then
+    sacctmgr -i add user "$user" account="$ACCOUNT" cluster="$CLUSTER" >/dev/null
+  fi
+done
 
 restart_if "$conf_changed" slurmctld
 restart_if "$conf_changed" slurmd
