@@ -232,6 +232,10 @@ def test_without_accounting_nothing_is_submitted(tmp_path):
 
 def test_an_array_of_runs_gives_the_metrics_of_inline(tmp_path):
     ws, recipe = workspace(tmp_path / "slurm", epochs=2, seeds=(0, 1, 2), image_size=16)
+    inline_ws, inline_recipe = workspace(tmp_path / "inline", epochs=2, seeds=(0, 1, 2), image_size=16)
+    inline = subprocess.Popen([sys.executable, "-m", "divrob", "study", "run", str(inline_recipe), "-w",
+                               str(inline_ws.root), "-e", "inline"], env=_env(), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     done = divrob("study", "run", str(recipe), "-w", str(ws.root), "-e", "slurm")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 runs: 3 trained, 0 already finished, 0 failed" in done.stdout
@@ -241,9 +245,7 @@ def test_an_array_of_runs_gives_the_metrics_of_inline(tmp_path):
     assert "#SBATCH --array=0-2%3" in scripts[0].read_text()
     assert all(sacct_state(j.external_id) == "COMPLETED" for j in got.values())
 
-    inline_ws, inline_recipe = workspace(tmp_path / "inline", epochs=2, seeds=(0, 1, 2), image_size=16)
-    done = divrob("study", "run", str(inline_recipe), "-w", str(inline_ws.root), "-e", "inline")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert inline.wait(timeout=600) == 0, inline.stdout.read()
     for run_id in got:
         assert [e["epoch"] for e in events(ws, run_id)] == [1, 2]
         assert metrics(events(ws, run_id)) == metrics(events(inline_ws, run_id))
