@@ -103,7 +103,7 @@ CONF
 conf_changed=$(write_if_changed /etc/slurm/slurm.conf 0644 <<CONF
 # written by divrob tests/slurm/start_cluster.sh
 ClusterName=$CLUSTER
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 AuthInfo=cred_expire=10
@@ -128,7 +128,7 @@ AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
-NodeName=$HOST CPUs=$CPUS RealMemory=1000 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 )
