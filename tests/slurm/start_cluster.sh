@@ -10,6 +10,8 @@
 #   AuthInfo=cred_expire=10  a requeued job may start again after 10 s instead of 120 s
 #   MaxArraySize=4           small, so the tests see divrob split a larger array for real
 #   CPUs=8 on a smaller box  the tests run several tiny jobs at once (config_overrides)
+#   PropagatePrioProcess=1   a job runs at the nice value of the process that submitted it, so
+#                            tests can keep quick jobs from slowing the one they time
 set -euo pipefail
 
 CLUSTER=divrob
@@ -116,6 +118,7 @@ SchedulerParameters=sched_interval=5
 ReturnToService=2
 MaxArraySize=4
 KillWait=30
+PropagatePrioProcess=1
 SlurmdParameters=config_overrides
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
