@@ -4,6 +4,7 @@ submitit's LocalExecutor. tests/test_slurm_cluster.py runs it against a real SLU
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -189,7 +190,8 @@ def test_a_job_warned_as_it_starts_stops_is_resubmitted_then_fails_for_no_window
     job = states(ws)[spec.run_id]
     assert job.attempts == 2 and job.reason.startswith("no window to work: on its last 2 starts the job stopped")
     rd = RunDir(ws.runs / spec.run_id)
-    assert rd.status()["state"] == "failed" and rd.status()["reason"] == job.reason
+    status = json.loads(rd.status_path.read_text())  # status.json, as every reader sees it
+    assert status["state"] == "failed" and status["reason"] == job.reason
     log = rd.log_path.read_text()
     assert log.count("stopped on SIGUSR2") == 2 and "resubmitted (time-out 1 of at most 20)" in log
     assert "resuming at epoch" in log  # the second start went on from the first one's checkpoint

@@ -13,6 +13,7 @@ quick tests run meanwhile, and the last two tests wait for the long runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -317,7 +318,7 @@ def test_jobs_cancel_reaches_scancel(tmp_path):
     assert done.returncode == 0 and "cancelling 1 job" in done.stdout, done.stdout + done.stderr
     wait_for(lambda: jobs(ws)[job.job_id].state == "cancelled", 60, what="the job to show cancelled")
     assert slurm_state(job.external_id) == "CANCELLED"
-    assert RunDir(ws.runs / job.job_id).status()["state"] == "cancelled"
+    assert json.loads(RunDir(ws.runs / job.job_id).status_path.read_text())["state"] == "cancelled"
     listing = divrob("jobs", "ls", "-w", str(ws.root))
     assert "cancelled" in listing.stdout and "1 cancelled" in listing.stdout
 

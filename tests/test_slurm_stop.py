@@ -7,6 +7,7 @@ iWildCam tree read by `wilds`.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -87,7 +88,7 @@ def test_stop_at_next_step_then_resume_matches_uninterrupted(tmp_path, monkeypat
     assert stop.value.request.signal == "SIGUSR2"
     ckpt = load_checkpoint(rd.checkpoints / "last.pt")
     assert (ckpt["phase"], ckpt["epoch"], ckpt["step"]) == ("finetune", 1, 2)  # epoch 1 done, 2 steps into 2
-    status = rd.status()
+    status = json.loads(rd.status_path.read_text())
     assert status["state"] == "queued" and "stopped on SIGUSR2 at finetune epoch 2 step 2" in status["reason"]
     assert [e["epoch"] for e in rd.events()] == [1]
 
@@ -97,7 +98,7 @@ def test_stop_at_next_step_then_resume_matches_uninterrupted(tmp_path, monkeypat
     assert load_checkpoint(rd.checkpoints / "last.pt")["epoch"] == 2
 
     _run(ws, monkeypatch)
-    assert rd.status()["state"] == "finished"
+    assert rd.is_finished
     assert [e["epoch"] for e in rd.events()] == [1, 2, 3]  # each once
     ref_events = RunDir(ref.runs / SPEC.run_id).events()
     assert [e["metrics"] for e in rd.events()] == [e["metrics"] for e in ref_events]
@@ -114,6 +115,6 @@ def test_a_cancel_recorded_before_the_stop_stays(tmp_path, monkeypatch, listenin
 
     with pytest.raises(interrupt.StopRequested):
         _run(ws, monkeypatch, at=(True, 2), then=cancelled_meanwhile)
-    assert rd.status()["state"] == "cancelled"
+    assert json.loads(rd.status_path.read_text())["state"] == "cancelled"
     ckpt = load_checkpoint(rd.checkpoints / "last.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (0, 2)

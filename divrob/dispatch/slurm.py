@@ -33,7 +33,7 @@ from divrob.dispatch.requeue import LOST, PREEMPTION, TIME_OUT, Ending, Limits, 
 from divrob.dispatch.sacct import CommandFailed, JobInfo, StatePoller, check_cluster, run_command
 from divrob.errors import DivrobError
 from divrob.runs.rundir import RunDir
-from divrob.states import DONE, RUNDIR_KINDS
+from divrob.states import RUNDIR_KINDS
 from divrob.workspace import SlurmConfig, Workspace
 
 UNKNOWN_GRACE_S = 300.0  # a job neither sacct nor squeue knows (and no result) is lost after this long
@@ -347,7 +347,7 @@ class SubmititBackend:
         if t.job.kind in RUNDIR_KINDS:
             rd = RunDir(self.ws.runs / job_id)
             rd.log(reason)
-            if rd.status().get("state") not in DONE:
+            if not rd.is_finished:  # (killed after it finished but before submitit saved its result)
                 rd.set_status("queued", reason=reason)
         t.job.external_id = None  # the manager submits it again with the next batch of ready jobs
         return Event(job_id, "requeued", {"reason": reason})
@@ -381,7 +381,7 @@ class SubmititBackend:
         self.ledger.save()
         if job.kind in RUNDIR_KINDS:
             rd = RunDir(self.ws.runs / job.job_id)
-            if rd.status().get("state") not in DONE:
+            if not rd.is_finished:
                 rd.log(f"{state}: {reason}")
                 rd.set_status(state, reason=reason)
 
