@@ -85,7 +85,9 @@ class SlurmConfig(BaseModel):
     mem_gb: int = Field(0, ge=0, description="memory per node in GB; 0 = the cluster default")
     time_min: int = Field(24 * 60, ge=1)
     array_parallelism: int = Field(64, ge=1)
-    max_num_timeout: int = Field(20, ge=0, description="requeues after a time-out (preemptions are free)")
+    max_num_timeout: int = Field(20, ge=0, description="resubmissions after a time-out (preemptions are free)")
+    warning_lead_s: int = Field(90, ge=1, le=65535, description="SLURM warns a job this long before its time "
+                                "limit (sbatch --signal=USR2@N); the job then checkpoints and stops")
     poll_s: float = Field(30.0, gt=0)
     setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
     extra: dict[str, Union[str, int, bool]] = Field(default_factory=dict, description="more #SBATCH options")
@@ -137,7 +139,8 @@ cpus_per_gpu = 8
 mem_gb = 0                # per node; 0 = the cluster default
 time_min = 1440           # per job; checkpointed and requeued on time-out or preemption
 array_parallelism = 64    # array tasks running at once
-max_num_timeout = 20      # requeues after a time-out (preemptions do not count)
+max_num_timeout = 20      # resubmissions after a time-out (preemptions do not count)
+warning_lead_s = 90       # SLURM's warning this long before the time limit: checkpoint and stop
 poll_s = 30               # seconds between sacct polls
 setup = []                # shell lines before each job, e.g. ["module load cuda/12.4"]
 

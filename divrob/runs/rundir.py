@@ -125,9 +125,15 @@ class RunDir:
         """Whatever stops the body is logged and becomes the run's state (failed, or cancelled
         on Ctrl-C) with its reason, then re-raised: a job's error is one command away."""
         from divrob.errors import DivrobError
+        from divrob.train.interrupt import StopRequested
 
         try:
             yield
+        except StopRequested as e:  # asked to stop (SLURM's time-limit warning): checkpointed, resumable
+            self.log(str(e))
+            if self.status().state == "running":  # a cancel that came meanwhile stays
+                self.set_status("queued", reason=str(e))
+            raise
         except DivrobError as e:
             self.log(f"failed: {e}")
             self.set_status("failed", reason=str(e))

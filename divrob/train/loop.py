@@ -11,6 +11,7 @@ import numpy as np
 
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
+from divrob.train import interrupt
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
 from divrob.train.crops import epoch_generator
@@ -206,7 +207,8 @@ def train_phase(
                 task.advance()
                 status_images += n * dist.world
                 now = time.monotonic()
-                due = cfg.checkpoint_minutes <= 0 or now - last_ckpt >= cfg.checkpoint_minutes * 60
+                stop = interrupt.stop_requested() is not None  # SLURM's time-limit warning, preemption
+                due = stop or cfg.checkpoint_minutes <= 0 or now - last_ckpt >= cfg.checkpoint_minutes * 60
                 if dist.any(due, device) and b.step + 1 < steps:  # the epoch-end one follows anyway
                     _check_finite(pending, phase, cfg)
                     total = dist.all_reduce_sum(sums.clone())
@@ -217,6 +219,7 @@ def train_phase(
                     elif dist.active:
                         sums.copy_(total)
                     last_ckpt = now
+                    interrupt.stop_here(phase, epoch, b.step + 1, lambda flag: dist.any(flag, device))
                 if dist.is_main and now - last_status >= STATUS_EVERY_S:
                     recorder.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=b.step + 1,
                                         steps_per_epoch=steps, images_per_s=round(status_images / (now - last_status), 1))
@@ -241,5 +244,7 @@ def train_phase(
                 recorder.set_progress(phase=phase, epoch=epoch, epochs=cfg.epochs, step=steps,
                                     steps_per_epoch=steps, images_per_s=round(seen / train_seconds, 1))
             recorder.log(f"{phase}: epoch {epoch}/{cfg.epochs} loss {loss_sum / seen:.4f} ({seen / train_seconds:.0f} img/s)")
+            if epoch < cfg.epochs:  # a request that came during the last step or the evaluation
+                interrupt.stop_here(phase, epoch + 1, 0, lambda flag: dist.any(flag, device))
     finally:
         task.close()
