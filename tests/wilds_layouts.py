@@ -31,7 +31,7 @@ def _release(data: Path, version: str) -> None:
 FMOW_CATEGORIES = ["airport", "barn", "dam"]  # y = their index among WILDS's 62 categories: 0, 6, 12
 FMOW_COUNTRIES = {"USA": "Americas", "FRA": "Europe", "CHN": "Asia", "NGA": "Africa", "AUS": "Oceania"}
 # (metadata split, year) -> the WILDS split it lands in
-FMOW_GROUPS = [("train", 2010, "train"), ("val", 2011, "id_val"), ("test", 2012, "id_test"),
+FMOW_GROUPS = [("train", 2002, "train"), ("val", 2011, "id_val"), ("test", 2012, "id_test"),
                ("val", 2014, "val"), ("test", 2016, "test"), ("test", 2017, "test")]
 FMOW_PER_CLASS = {"train": 6, "id_val": 2, "id_test": 3, "val": 2, "test": 2}
 

@@ -196,7 +196,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
     console.print(Text.from_ansi(plot), no_wrap=True, crop=True)
     for name, analysis in analyses.items():
         if name:
-            console.print(f"[bold]OOD {escape(name)}[/]")
+            console.rule(f"OOD split {escape(name)}")
         print_trends(analysis)
         print_robustness(analysis)
         print_notes(analysis.notes)

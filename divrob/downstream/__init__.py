@@ -141,9 +141,9 @@ def is_task(name: str) -> bool:
     return True
 
 
-def get_task(ws, task: TaskRef | str, reporter: Reporter = SILENT) -> DownstreamTask:
-    """Load a task (a TaskRef, or its name as a recipe writes it)."""
-    if isinstance(task, str):
+def get_task(ws, task: TaskRef | str | dict, reporter: Reporter = SILENT) -> DownstreamTask:
+    """Load a task (a TaskRef, or a name or table as a recipe writes it)."""
+    if not isinstance(task, TaskRef):
         try:
             task = parse_task(task)
         except ValueError as e:
