@@ -158,7 +158,7 @@ def test_iwildcam_alias_keeps_run_ids():
 
 def test_layout_errors_say_what_to_do(tmp_path, wilds_root):
     ws = init_workspace(tmp_path / "bare")
-    with pytest.raises(SourceError, match=r"set `wilds = .*` under \[datasets\].*fmow_v1.1/"):
+    with pytest.raises(SourceError, match=r"set `wilds` = .* under \[datasets\].*fmow_v1.1/"):
         get_task(ws, "wilds:fmow")
     with pytest.raises(SourceError, match="does not hold rxrx1_v1.0/"):
         open_wilds(tmp_path, DATASETS["rxrx1"], "wilds:rxrx1")

@@ -34,7 +34,6 @@ class WildsDataset:
     files: Callable[[Any], list[str]]  # each example's file, relative to the data dir
     layout: str
     finetune: dict[str, Any] = field(default_factory=dict)
-    differs: str = ""  # where divrob's fine-tuning differs from the WILDS config, and why
     writes_series_values: bool = False  # its constructor writes into `Series.values` (see _writable_values)
 
     @property
@@ -78,12 +77,12 @@ DATASETS = {
         _input_array(),
         "RELEASE_v1.0.txt, metadata.csv (site_id, well_id, cell_type, dataset, experiment, plate, well, "
         "site, well_type, sirna, sirna_id) and images/<experiment>/Plate<plate>/<well>_s<site>.png",
+        # WILDS also warms the lr up over 5,415 steps then decays it on a cosine, standardises each
+        # image by its own mean and std, and rotates and flips training images; divrob keeps the lr
+        # constant, normalises with ImageNet's statistics and does not augment (its loop has step
+        # schedules and one input path for every task)
         {"image_size": 256, "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "batch_size": 72,
          "epochs": 90},
-        differs="WILDS warms the lr up over 5,415 steps then decays it on a cosine, standardises each "
-                "image by its own mean and std, and rotates and flips training images; divrob keeps the "
-                "lr constant, normalises with ImageNet's statistics and does not augment (its loop has "
-                "step schedules and one input path for every task)",
         writes_series_values=True,
     ),
 }
@@ -115,7 +114,8 @@ def _root(ws, d: WildsDataset, label: str) -> Path:
     """`[datasets] wilds` (iWildCam: `iwildcam` first, as before the other tasks existed)."""
     root = (ws.dataset_root("iwildcam") if d.key == "iwildcam" else None) or ws.dataset_root("wilds")
     if root is None:
-        raise SourceError(f"downstream {label!r}: set `wilds = \"/path/to/wilds-root\"` under [datasets] in "
+        key = "`wilds` (or `iwildcam`)" if d.key == "iwildcam" else "`wilds`"
+        raise SourceError(f"downstream {label!r}: set {key} = \"/path/to/wilds-root\" under [datasets] in "
                           f"{ws.config_path} (the directory holding {d.data_dir}/)")
     return root
 
