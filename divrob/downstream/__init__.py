@@ -1,15 +1,14 @@
 """Downstream tasks: fine-tuning sets with a natural distribution shift, one module per task,
 one interface (`task.TaskKind` to name and configure one, `task.DownstreamTask` once loaded).
 
-| a recipe writes                                   | module         | score                    |
-|---------------------------------------------------|----------------|--------------------------|
-| `iwildcam` (= `wilds:iwildcam`), `wilds:fmow`,     | `wilds`        | the dataset's `eval()`   |
-| `wilds:camelyon17`, `wilds:rxrx1`                 |                |                          |
-| `domainnet:<domain>` or `{ task = "domainnet",    | `domainnet`    | accuracy                 |
-| id_domain = ..., ood_domains = [...] }`           |                |                          |
-| `folder:<name>` or `{ task = "folder", name = ..., | `folder`       | accuracy or macro-F1     |
-| metric = "f1_macro" }`                            |                |                          |
-| `camtrap-sim`                                     | `camtrap`      | macro-F1                 |
+    a recipe writes                                        module      score
+    iwildcam (= wilds:iwildcam), wilds:fmow,               wilds       the dataset's eval()
+      wilds:camelyon17, wilds:rxrx1
+    domainnet:<domain>, or { task = "domainnet",           domainnet   accuracy
+      id_domain = ..., ood_domains = [...] }
+    folder:<name>, or { task = "folder", name = ...,       folder      accuracy or macro-F1
+      metric = "f1_macro" }
+    camtrap-sim                                            camtrap     macro-F1
 
 A parsed name is a `TaskRef`. A run records its `label` (canonical: `"domainnet:infograph"`)
 and its `spec_options` (what the label does not spell: `{"ood_domains": [...]}`), and
