@@ -58,17 +58,21 @@ def study_run_table(con, study: str | None = None) -> pd.DataFrame:
     return con.execute(_RUNS + " ORDER BY k", [study, study]).df()
 
 
+_STUDY_RUN_IDS = "SELECT run_id FROM study_runs WHERE (? IS NULL OR study = ?)"
+
+
 def study_tasks(con, study: str | None = None) -> list[tuple[str, str | None]]:
     """The distinct (task label, options JSON) of a study's ingested runs."""
-    return con.execute(f"SELECT DISTINCT downstream, downstream_options FROM ({_RUNS}) WHERE downstream IS NOT NULL "
-                       "ORDER BY 1, 2", [study, study]).fetchall()
+    return con.execute(f"""
+        SELECT DISTINCT downstream, json_extract_string(spec, '$.downstream_options') FROM runs
+        WHERE run_id IN ({_STUDY_RUN_IDS}) ORDER BY 1, 2""", [study, study]).fetchall()
 
 
 def eval_splits(con, study: str | None = None) -> list[str]:
     """Every split a study's fine-tuning epochs were evaluated on (train excluded), sorted."""
     rows = con.execute(f"""
-        SELECT DISTINCT e.split FROM epochs e
-        WHERE e.phase = 'finetune' AND e.split != 'train' AND e.run_id IN (SELECT run_id FROM ({_RUNS}))
+        SELECT DISTINCT split FROM epochs
+        WHERE phase = 'finetune' AND split != 'train' AND run_id IN ({_STUDY_RUN_IDS})
         ORDER BY 1""", [study, study]).fetchall()
     return [r[0] for r in rows]
 
