@@ -94,7 +94,7 @@ def build_store(ws_root: Path, runs: int, epochs: int) -> float:
               f"WHEN 'id_val' THEN {_phi('x + 0.02')} ELSE {_phi('y + 0.02')} END")
         con.execute(f"""
             INSERT INTO epochs
-            SELECT run_id, 'finetune', epoch, split, f1, least(1.0, f1 + 0.2), f1, 1 - f1, 500
+            SELECT run_id, 'finetune', epoch, split, f1, least(1.0, f1 + 0.2), f1, 1 - f1, 500, f1
             FROM (
                 SELECT g.run_id, g.epoch, s.split, {f1} AS f1
                 FROM (SELECT run_id, e.epoch AS epoch, {x} AS x, {y} AS y

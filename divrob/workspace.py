@@ -29,6 +29,9 @@ class DatasetRoots(BaseModel):
     imagenet: str = Field("", description="ILSVRC-2012 root holding train/<wnid>/*.JPEG")
     inat2017: str = Field("", description="iNaturalist 2017 root holding train2017.json")
     iwildcam: str = Field("", description="WILDS root holding iwildcam_v2.0/")
+    wilds: str = Field("", description="WILDS root holding fmow_v1.1/, camelyon17_v1.0/, rxrx1_v1.0/ (and "
+                                       "iwildcam_v2.0/ when iwildcam is unset)")
+    domainnet: str = Field("", description="DomainNet root: <domain>/<class>/<image> and <domain>_train.txt / _test.txt")
     fractaldb: str = Field("", description="FractalDB ImageFolder (default: workspace data/)")
     diffusion: str = Field("", description="generated ImageFolder (default: workspace data/)")
     folders: dict[str, str] = Field(default_factory=dict, description="named ImageFolder sources")
@@ -111,9 +114,12 @@ CONFIG_TEMPLATE = """\
 imagenet = ""   # ILSVRC-2012: a directory holding train/<wnid>/*.JPEG
 inat2017 = ""   # iNaturalist 2017: a directory holding train2017.json and train_val_images/
 iwildcam = ""   # WILDS root: a directory holding iwildcam_v2.0/ (metadata.csv, train/)
+wilds = ""      # WILDS root of the other WILDS tasks: fmow_v1.1/, camelyon17_v1.0/, rxrx1_v1.0/
+domainnet = ""  # DomainNet: <domain>/<class>/<image> plus <domain>_train.txt and <domain>_test.txt
 
 [datasets.folders]
-# any ImageFolder (<class>/<image>) usable as source = "folder:<name>"
+# any ImageFolder (<class>/<image>) usable as source = "folder:<name>", or a shift of your own
+# (train/, id_test/ and ood_*/ ImageFolders) usable as downstream = "folder:<name>"
 # mydata = "/data/mydata"
 
 [compute]

@@ -99,7 +99,9 @@ def test_plot_trends_json_is_stable_and_has_the_golden_structure(ws):
     doc = json.loads(first)
     assert list(doc) == sorted(doc)
     assert set(doc) == {"baseline", "baseline_kind", "baseline_range", "bootstrap", "group_by", "groups",
-                        "level", "n_boot", "notes", "references", "seed", "study", "transform", "where"}
+                        "level", "metric", "n_boot", "notes", "ood", "references", "seed", "study", "transform",
+                        "where"}
+    assert (doc["metric"], doc["ood"]) == ("macro-F1", "test")  # the fixture's task is camtrap-sim
     assert doc["baseline"] == "scratch" and doc["n_boot"] == 1000 and doc["level"] == 0.95
     assert doc["bootstrap"] == {"unit": "runs", "n_boot": 1000, "seed": 0, "level": 0.95, "min_runs_for_a_verdict": 3}
     assert doc["baseline_kind"] == "group" and doc["references"] == {}
@@ -258,10 +260,10 @@ def test_clipped_and_extrapolated_values_are_said(tmp_path):
     from divrob.store.db import write_connection
 
     with write_connection(w.db_path) as con:  # a run that scored exactly 0 OOD at one epoch
-        con.execute("UPDATE epochs SET f1_macro = 0 WHERE split = 'test' AND epoch = 1 AND run_id IN "
+        con.execute("UPDATE epochs SET f1_macro = 0, score = 0 WHERE split = 'test' AND epoch = 1 AND run_id IN "
                     "(SELECT run_id FROM study_runs WHERE distribution = 'far' LIMIT 1)")
-        con.execute("UPDATE epochs SET f1_macro = f1_macro + 0.2 WHERE split = 'id_test' AND run_id IN "
-                    "(SELECT run_id FROM study_runs WHERE distribution = 'far')")
+        con.execute("UPDATE epochs SET f1_macro = f1_macro + 0.2, score = score + 0.2 WHERE split = 'id_test' "
+                    "AND run_id IN (SELECT run_id FROM study_runs WHERE distribution = 'far')")
     code, out = run(w, "plot", "trends", "edge", "--json")
     doc = json.loads(out)
     far = doc["groups"]["far"]

@@ -76,7 +76,7 @@ def test_a_groups_interval_does_not_depend_on_the_other_groups():
     for name, shift in (("scratch", 0.0), ("a", 0.2), ("b", 0.4)):
         x, y, u = study(rng, 6, shift=shift)
         frames.append(pd.DataFrame({"distribution": name, "run_id": [f"{name}{i}" for i in u],
-                                    "id_f1": x, "ood_f1": y}))
+                                    "id_score": x, "ood_score": y}))
     points = pd.concat(frames, ignore_index=True)
     every = analyse(points, n_boot=300)
     fewer = analyse(points[points.distribution != "b"], n_boot=300)
@@ -218,7 +218,7 @@ def _points(runs_per_group: int, shifts=(("scratch", 0.0), ("a", 0.5), ("b", 0.0
     for name, shift in shifts:
         x, y, u = study(rng, runs_per_group, shift=shift, run_sd=0.02)
         frames.append(pd.DataFrame({"distribution": name, "run_id": [f"{name}{i}" for i in u],
-                                    "id_f1": x, "ood_f1": y}))
+                                    "id_score": x, "ood_score": y}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -217,6 +217,6 @@ def test_store_migrates_from_schema_2_keeping_job_progress(tmp_path):
         upsert_jobs(con, [job])
     with read_connection(db) as con:
         (job,) = load_jobs(con)
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     p = job.progress
     assert (p.phase, p.epoch, p.epochs, p.step, p.steps_per_epoch, p.images_per_s) == ("finetune", 3, 3, 40, 40, 812.5)

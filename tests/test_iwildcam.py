@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from divrob.downstream import EVAL_SPLITS, get_task
+from divrob.downstream import get_task
 from divrob.errors import RunError, SourceError
 from divrob.runs.execute import execute_run
 from divrob.runs.spec import RunSpec
@@ -111,7 +111,7 @@ def test_finetune_records_wilds_splits_and_skips_a_truncated_jpeg(tmp_path):
     events = rd.events()
     assert [(e["phase"], e["epoch"]) for e in events] == [("finetune", 1), ("finetune", 2)]
     for e in events:
-        assert set(e["metrics"]) == {"train", *EVAL_SPLITS}
+        assert set(e["metrics"]) == {"train", "id_val", "id_test", "val", "test"}
         assert e["metrics"]["train"]["n"] == 3 * SPLIT_COUNTS["train"] - 1  # the truncated one skipped
         assert e["metrics"]["test"]["n"] == 3 * SPLIT_COUNTS["test"]
         assert 0.0 <= e["metrics"]["test"]["f1_macro"] <= 1.0

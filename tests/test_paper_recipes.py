@@ -123,7 +123,7 @@ def counts_of(rows: pd.DataFrame) -> pd.Series:
 def test_every_paper_distribution_builds(built):
     names = {p.stem for p in bundled("recipes/paper").glob("*.toml")}
     assert {r for r, _ in built} == names
-    assert len(built) == 51  # every non-scratch distribution of the ten recipes
+    assert len(built) == 61  # every non-scratch distribution of the thirteen recipes
 
 
 def test_quantity_fig04_and_sources_at_150k(built):
@@ -198,3 +198,27 @@ def test_sources_fig10_fig19(built):
     inet = imagenet_counts()
     assert (len(diff), diff.sum()) == (1000, IMAGENET_TRAIN)  # "1.2M ... matching the full ImageNet class distribution"
     assert (diff == inet[diff.index]).all()
+
+
+def test_domainnet_and_fmow_figures(built):
+    """Figures 21 and 22 (appendix E) and the fMoW version of Figure 2 (section 6): the tasks and
+    splits they fine-tune and test on, and Figure 22's ImageNet distributions."""
+    fig21 = load_recipe(bundled("recipes/paper/fig21-domainnet-pairs.toml")).study
+    pairs = {(t.label.split(":")[1], d) for t in fig21.tasks for d in t.spec_options["ood_domains"]}
+    assert len(pairs) == 30 and all(a != b for a, b in pairs)  # every ordered pair of the six domains
+    assert {t.metric[0] for t in fig21.tasks} == {"acc"}
+    fig22 = load_recipe(bundled("recipes/paper/fig22-domainnet-infograph-sketch.toml")).study
+    infograph = [(t.label, t.spec_options) for t in fig21.tasks if t.label == "domainnet:infograph"]
+    assert [(t.label, t.spec_options) for t in fig22.tasks] == infograph  # Figure 21's runs, trained once
+    assert "sketch" in infograph[0][1]["ood_domains"]
+    assert (fig22.pretrain, fig22.finetune, fig22.archs, fig22.seeds) == (fig21.pretrain, fig21.finetune, fig21.archs,
+                                                                          fig21.seeds)
+    for depth, labels in ((7, WORDNET_LABELS[7]), (4, WORDNET_LABELS[4])):  # paper: 232 and 17
+        rows = built[("fig22-domainnet-infograph-sketch", f"imagenet-depth{depth}")]
+        assert (rows["label_name"].nunique(), len(rows)) == (labels, IMAGENET_TRAIN)
+    for total in (5000, 25000, 50000, 100000, 150000):
+        c = counts_of(built[("fig22-domainnet-infograph-sketch", f"imagenet-{total}")])
+        assert (len(c), c.sum()) == (1000, total)
+    fmow = load_recipe(bundled("recipes/paper/fig02-fmow.toml")).study
+    assert [t.label for t in fmow.tasks] == ["wilds:fmow"] and fmow.tasks[0].metric[0] == "acc_worst_region"
+    assert {("fig02-fmow", "imagenet-full"), ("fig21-domainnet-pairs", "imagenet-full")} <= set(built)

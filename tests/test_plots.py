@@ -15,7 +15,7 @@ from scipy.special import ndtr, ndtri
 from divrob.analysis.robustness import analyse
 from divrob.analysis.trends import Trend
 from divrob.plots.export import export_panels, export_residuals, export_trends, trend_figure
-from divrob.plots.terminal import X_TITLE, Y_TITLE, draw_trends, panel_of, render_residuals, render_trends
+from divrob.plots.terminal import draw_trends, panel_of, render_residuals, render_trends, x_title, y_title
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 GROUPS = {"scratch": (0.9, -0.7), "imagenet-1k": (0.8, -0.3), "shapes-2000-with-a-long-name": (0.85, -0.5)}
@@ -32,7 +32,7 @@ def analysis():
             for e in range(12):
                 xt = x0 + 0.06 * e
                 rows.append({"distribution": group, "run_id": f"{group}{r}", "arch": f"a{r % 3}", "epoch": e + 1,
-                             "id_f1": ndtr(xt), "ood_f1": ndtr(slope * xt + intercept + offset + 0.02 * rng.normal())})
+                             "id_score": ndtr(xt), "ood_score": ndtr(slope * xt + intercept + offset + 0.02 * rng.normal())})
     return analyse(pd.DataFrame(rows), n_boot=300)
 
 
@@ -48,7 +48,7 @@ def plain(text: str) -> str:
 def split_plot(text: str) -> tuple[list[str], list[str]]:
     """(the plot's lines, the legend's lines): the legend starts after the axis-title line."""
     lines = plain(text).splitlines()
-    axis = max(i for i, line in enumerate(lines) if X_TITLE in line)
+    axis = max(i for i, line in enumerate(lines) if x_title() in line)
     return lines[: axis + 1], [line for line in lines[axis + 1:] if line.strip()]
 
 
@@ -62,7 +62,7 @@ def test_plot_fits_the_terminal_has_titles_and_a_legend_outside_the_data(panel, 
     assert all(len(line) <= width for line in plain(out).splitlines())
     assert len(plot) == height
     text = "\n".join(plot)
-    for expected in ("quantity", X_TITLE, Y_TITLE, "y = x"):
+    for expected in ("quantity", x_title(), y_title(), "y = x"):
         assert expected in text
     # The legend is below the plot, never drawn over the data: no group name inside the frame.
     legend_text = " ".join(legend)
@@ -128,7 +128,7 @@ def test_the_tui_figure_gets_the_same_drawing(panel):
     draw_trends(fig, dataclasses.replace(panel, flags=()), title="OOD vs ID macro-F1 (probit)", width=46, height=18)
     fig.plotsize(46, 18)
     text = plain(fig.build())
-    assert "y = x" in text and X_TITLE in text and "OOD vs ID" in text
+    assert "y = x" in text and x_title() in text and "OOD vs ID" in text
     assert not any(g in text for g in GROUPS)  # no legend on the data (the TUI's table is the legend)
 
 
@@ -141,10 +141,10 @@ def test_render_default_size_follows_the_terminal(panel, monkeypatch):
 
 
 def test_render_without_trends_or_points_still_draws_axes():
-    empty = panel_of(analyse(pd.DataFrame({"distribution": ["x"], "run_id": ["r"], "id_f1": [np.nan],
-                                           "ood_f1": [np.nan]}), baseline=None))
+    empty = panel_of(analyse(pd.DataFrame({"distribution": ["x"], "run_id": ["r"], "id_score": [np.nan],
+                                           "ood_score": [np.nan]}), baseline=None))
     text = plain(render_trends(empty, width=60, height=15))
-    assert X_TITLE in text
+    assert x_title() in text
 
 
 # ---- export -----------------------------------------------------------------------------------

@@ -128,8 +128,8 @@ def test_fit_trends_per_group_sorted_and_skips_unfittable():
     frames = []
     for g in ["scratch", "imagenet"]:
         x, y = synthetic(30, rng)
-        frames.append(pd.DataFrame({"group": g, "id_f1": x, "ood_f1": y}))
-    frames.append(pd.DataFrame({"group": ["lonely"], "id_f1": [0.3], "ood_f1": [0.2]}))
+        frames.append(pd.DataFrame({"group": g, "id_score": x, "ood_score": y}))
+    frames.append(pd.DataFrame({"group": ["lonely"], "id_score": [0.3], "ood_score": [0.2]}))
     trends = fit_trends(pd.concat(frames))
     assert list(trends) == ["imagenet", "scratch"]
     assert all(isinstance(t, Trend) and t.n == 30 for t in trends.values())

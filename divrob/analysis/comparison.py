@@ -11,7 +11,7 @@ import pandas as pd
 
 from divrob.analysis import N_BOOT
 from divrob.analysis.bootstrap import percentile_interval
-from divrob.analysis.report import with_groups
+from divrob.analysis.report import metric_words, with_groups
 from divrob.analysis.robustness import (
     DEFAULT_BASELINE,
     MIN_RUNS,
@@ -30,7 +30,7 @@ class Comparison:
     a: str
     b: str
     baseline: str
-    diff: float  # mean effective robustness of a minus that of b (F1 units)
+    diff: float  # mean effective robustness of a minus that of b (metric units)
     low: float
     high: float
     level: float
@@ -41,6 +41,7 @@ class Comparison:
     runs_baseline: int | None = None  # None: a reference line
     unit: str = "runs"
     n_boot: int = N_BOOT
+    metric: str = "macro-F1"  # the units of diff, low and high
 
     @property
     def excludes_zero(self) -> bool:
@@ -63,7 +64,7 @@ class Comparison:
         pct = f"{self.level:.0%}"
         ci = f"{pct} CI {self.low:+.3f} to {self.high:+.3f}, {self.n_boot} resamples of {self.unit}"
         head = (f"effective robustness of {self.a} minus {self.b} (baseline {self.baseline}): "
-                f"{self.diff:+.3f} F1 ({ci}).")
+                f"{self.diff:+.3f} {self.metric} ({ci}).")
         if self.verdict == "too few runs":
             base = "" if self.runs_baseline is None else f", {self.baseline} {self.runs_baseline}"
             return (f"{head} Too few runs to tell: {self.a} has {self.runs_a}, {self.b} "
@@ -105,7 +106,7 @@ def compare(points: pd.DataFrame, a: str, b: str, group_by: str = "distribution"
         raise ValueError("every baseline resample had a single ID value; no interval can be drawn")
     lo, hi = percentile_interval(diff, level, min(draws[a].er_units, draws[b].er_units))
     return Comparison(a, b, baseline, means[a] - means[b], float(lo), float(hi), level, len(rows.index[a]),
-                      len(rows.index[b]), rows.runs(a), rows.runs(b), base.runs, unit, n_boot)
+                      len(rows.index[b]), rows.runs(a), rows.runs(b), base.runs, unit, n_boot, metric_words(points))
 
 
 def comparison_json(c: Comparison, **context) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from divrob.analysis import TRANSFORMS
+from divrob.analysis import ID_COL, OOD_COL, TRANSFORMS
 from divrob.analysis.trends import Trend
 
 _LINE = re.compile(r"^\s*(?P<name>[^=,]+?)\s*=\s*(?P<values>.+)$")
@@ -63,7 +63,7 @@ def parse_references(texts, default_transform: str = "probit") -> dict[str, Tren
 
 
 def load_reference_points(path) -> pd.DataFrame:
-    """Rows of (group, id_f1, ood_f1) from a CSV with columns group,id,ood (metric values in [0, 1])."""
+    """Rows of (group, ID_COL, OOD_COL) from a CSV with columns group,id,ood (metric values in [0, 1])."""
     path = Path(path)
     try:
         df = pd.read_csv(path)
@@ -76,7 +76,7 @@ def load_reference_points(path) -> pd.DataFrame:
         raise ValueError(f"--reference-points {path}: missing column(s) {', '.join(missing)}; "
                          f"the file needs the header {','.join(POINT_COLUMNS)}")
     out = pd.DataFrame({"group": df["group"].astype(str).str.strip()})
-    for col, name in (("id", "id_f1"), ("ood", "ood_f1")):
+    for col, name in (("id", ID_COL), ("ood", OOD_COL)):
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() & df[col].notna()
         if bad.any():
@@ -88,4 +88,4 @@ def load_reference_points(path) -> pd.DataFrame:
         out[name] = values.to_numpy(dtype=np.float64)
     if out.empty:
         raise ValueError(f"--reference-points {path}: the file holds no points")
-    return out.dropna(subset=["id_f1", "ood_f1"]).reset_index(drop=True)
+    return out.dropna(subset=[ID_COL, OOD_COL]).reset_index(drop=True)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from divrob.analysis.studies import check_study
+from divrob.analysis import ID_COL, OOD_COL
+from divrob.analysis.studies import UNKNOWN_METRIC, check_study, choose_ood, task_facts
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
 from divrob.store.queries import RESULT_COLUMNS, SCORE_COLUMNS, epoch_scores, last_epochs, study_run_table
@@ -18,25 +19,39 @@ from divrob.workspace import Workspace
 NO_AXIS = "-"
 
 
-def study_points(ws: Workspace, study: str | None, scores=SCORE_COLUMNS) -> pd.DataFrame:
-    """One row per fine-tuning epoch (ID and OOD macro-F1) of a study, or of all studies,
-    with each swept recipe key as a column of its own (see `expand_sweeps`). `scores`: the score
-    columns to read (an analysis needs id_f1 and ood_f1 only).
+def study_points(ws: Workspace, study: str | None, scores=SCORE_COLUMNS, ood: str | None = None) -> pd.DataFrame:
+    """One row per fine-tuning epoch of a study, or of all studies: the task's own metric on the
+    ID and OOD split (`id_score`, `ood_score`; `metric` names it), macro-F1 and accuracy, with
+    each swept recipe key as a column of its own (see `expand_sweeps`). `scores`: the score
+    columns to read (an analysis needs id_score and ood_score only). `ood`: the OOD split
+    (`analysis.studies.choose_ood`; `ALL_OOD`: a row per OOD split too); `ood` names it per row.
 
     Text fields are read once per run and shared by that run's epoch rows, and sweeps are parsed
     once per distinct sweep: a study of 100,000 runs x 12 epochs loads in about a second.
     """
     with read_connection(ws.db_path) as con:
         check_study(con, ws, study)
+        split = choose_ood(con, study, ood)
+        facts = task_facts(con, study)
         runs = study_run_table(con, study)
-        scores = epoch_scores(con, study, scores)
+        scores = epoch_scores(con, study, scores, split, facts.id_splits)
     k = scores.pop("k")
-    runs = expand_sweeps(runs.drop(columns="k"))
+    names = [split] if isinstance(split, str) else split
+    scores["ood"] = pd.Categorical.from_codes(scores.pop("ood", np.zeros(len(k), np.int64)), categories=names)
+    words = [facts.words.get(key, UNKNOWN_METRIC) for key in zip(runs["downstream"], runs["downstream_options"])]
+    runs = expand_sweeps(runs.drop(columns=["k", "downstream_options"]).assign(metric=words))
     cols = {c: _per_row(runs[c], k) for c in runs.columns}
     fields = [c for c in RESULT_COLUMNS if c in cols or c in scores]
     ordered = {c: cols[c] if c in cols else scores[c] for c in fields}
     extra = {c: cols[c] for c in runs.columns if c not in ordered}
     return pd.DataFrame({**ordered, **extra})
+
+
+def metric_words(points: pd.DataFrame) -> str:
+    """What the points' scores measure, for titles ("macro-F1", "worst-region accuracy")."""
+    if "metric" not in points.columns or points.empty:
+        return "macro-F1"
+    return " / ".join(sorted(map(str, pd.unique(points["metric"].dropna())))) or UNKNOWN_METRIC
 
 
 def _per_row(per_run: pd.Series, k: np.ndarray):
@@ -49,12 +64,15 @@ def _per_row(per_run: pd.Series, k: np.ndarray):
     return pd.Categorical.from_codes(codes[k], categories=uniques)
 
 
-def study_run_summary(ws: Workspace, study: str | None) -> pd.DataFrame:
-    """`run_summary` of a whole study straight from the store (no epoch rows loaded): the fast
-    path of `divrob results` and the TUI's first paint."""
+def study_run_summary(ws: Workspace, study: str | None, ood: str | None = None) -> pd.DataFrame:
+    """`run_summary` of the task's own metric for a whole study straight from the store (no
+    epoch rows loaded)."""
     with read_connection(ws.db_path) as con:
         check_study(con, ws, study)
-        return last_epochs(con, study)
+        split = choose_ood(con, study, ood)
+        if not isinstance(split, str):
+            raise DivrobError("a run summary shows one OOD split; choose one with --ood")
+        return last_epochs(con, study, split, task_facts(con, study).id_splits)
 
 
 def expand_sweeps(df: pd.DataFrame) -> pd.DataFrame:
@@ -98,12 +116,13 @@ def _parse_sweep(text: str) -> dict:
             for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def run_summary(points: pd.DataFrame) -> pd.DataFrame:
-    """Per run: epochs done and the ID / OOD macro-F1 at its last epoch."""
+def run_summary(points: pd.DataFrame, scores=("id_f1", "ood_f1")) -> pd.DataFrame:
+    """Per run: epochs done and the ID / OOD `scores` at its last epoch (default macro-F1;
+    `(ID_COL, OOD_COL)`: the task's own metric)."""
     if points.empty:
         return points
     last = points.sort_values("epoch", kind="stable").drop_duplicates(["distribution", "run_id"], keep="last")
-    out = last[["distribution", "arch", "seed", "run_id", "epoch", "id_f1", "ood_f1"]]
+    out = last[["distribution", "arch", "seed", "run_id", "epoch", *scores]]
     return out.sort_values(["distribution", "arch", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -128,7 +147,7 @@ def with_groups(points: pd.DataFrame, group_by: str) -> pd.DataFrame:
     """Rows with both metrics and a value of `group_by`, labelled in a `group` column."""
     if group_by not in points.columns:
         raise DivrobError(f"cannot group by {group_by!r}; choose from {', '.join(map(str, points.columns))}")
-    keep = points["id_f1"].notna() & points["ood_f1"].notna() & points[group_by].notna()
+    keep = points[ID_COL].notna() & points[OOD_COL].notna() & points[group_by].notna()
     df = points[keep.to_numpy()].reset_index(drop=True)
     # Label each distinct value once, not each row (5000 and 5000.0 share the label "5000").
     codes, uniques = pd.factorize(df[group_by])
@@ -145,9 +164,14 @@ def facet_panels(points: pd.DataFrame, facet: str | None, group_by: str) -> dict
     because their trends answer different questions. Rows of distributions that sweep nothing
     (scratch, full ImageNet) are the references every panel is read against, so they appear
     in each. `facet="none"` forces one panel; any other field gives one panel per value.
+    `facet="ood"` gives one panel per OOD split, and per task too when the rows hold several
+    (a DomainNet study over every ID domain: one panel per domain pair, "infograph → sketch").
     """
     if facet == "none" or points.empty:
         return {"": points}
+    if facet == "ood" and "downstream" in points.columns and points["downstream"].nunique() > 1:
+        pair = points["downstream"].astype(str).str.split(":").str[-1] + " → " + points["ood"].astype(str)
+        return {name: points[(pair == name).to_numpy()] for name in sorted(set(pair))}
     if facet is None:
         axes = sorted(set(points["axis"]) - {NO_AXIS}) if "axis" in points.columns else []
         if group_by != "distribution" or len(axes) < 2:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from divrob.analysis import N_BOOT
+from divrob.analysis import ID_COL, N_BOOT, OOD_COL
 from divrob.analysis.bootstrap import percentile_interval
-from divrob.analysis.report import group_order, with_groups
+from divrob.analysis.report import group_order, metric_words, with_groups
 from divrob.analysis.robustness import (
     DEFAULT_BASELINE,
     MIN_RUNS,
@@ -43,6 +43,7 @@ class ResidualView:
     n_boot: int
     level: float
     notes: list[str] = field(default_factory=list)
+    metric: str = "macro-F1"  # what the residuals are in (the downstream task's metric)
 
     def to_json(self, **context) -> str:
         doc = {"of": self.of, "baseline": self.baseline.name, "baseline_kind": self.baseline.kind,
@@ -58,9 +59,9 @@ class ResidualView:
 
 def epoch_residuals(points: pd.DataFrame, baseline_trend: Trend) -> pd.DataFrame:
     """Per architecture and fine-tuning epoch: mean OOD minus the baseline trend's prediction
-    (F1 units) over runs, and how many points each mean holds (the paper's Figure 3)."""
-    rows = points.dropna(subset=["id_f1", "ood_f1"]).copy()
-    rows["residual"] = effective_robustness(rows["id_f1"], rows["ood_f1"], baseline_trend)
+    (metric units) over runs, and how many points each mean holds (the paper's Figure 3)."""
+    rows = points.dropna(subset=[ID_COL, OOD_COL]).copy()
+    rows["residual"] = effective_robustness(rows[ID_COL], rows[OOD_COL], baseline_trend)
     out = (rows.groupby(["arch", "epoch"], as_index=False)
            .agg(residual=("residual", "mean"), n=("residual", "size")))
     return out.sort_values(["arch", "epoch"]).reset_index(drop=True)
@@ -77,7 +78,7 @@ def residual_summary(rows: pd.DataFrame, base: Baseline, transform: str, n_boot:
     count them twice, so the line is then held fixed (the interval is narrower than it should be,
     and `residuals_of` says so).
     """
-    rows = rows.dropna(subset=["id_f1", "ood_f1", "arch"])
+    rows = rows.dropna(subset=[ID_COL, OOD_COL, "arch"])
     by_arch = {str(a): sub for a, sub in rows.groupby("arch", sort=True)}
     samples = {a: sample_of(sub, transform, unit) for a, sub in by_arch.items()}
     held = base if base.sample is not None and not circular else Baseline(
@@ -86,7 +87,7 @@ def residual_summary(rows: pd.DataFrame, base: Baseline, transform: str, n_boot:
     per_epoch = epoch_residuals(rows, base.trend)
     out = []
     for a, sub in by_arch.items():
-        mean = float(np.mean(effective_robustness(sub["id_f1"], sub["ood_f1"], base.trend)))
+        mean = float(np.mean(effective_robustness(sub[ID_COL], sub[OOD_COL], base.trend)))
         er = draws[a].er[np.isfinite(draws[a].er)]
         lo, hi = percentile_interval(er, level, draws[a].er_units) if er.size else (np.nan, np.nan)
         ep = per_epoch[per_epoch["arch"] == a]["residual"]
@@ -132,4 +133,4 @@ def residuals_of(points: pd.DataFrame, *, of: str | None = None, baseline: str |
         notes.append("intervals resample single points (--bootstrap points): too narrow when the "
                      "epochs of a run are correlated; the default resamples runs")
     return ResidualView(shown, base, circular, epoch_residuals(rows, base.trend), summary, unit,
-                        n_boot, level, notes)
+                        n_boot, level, notes, metric_words(points))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from divrob.analysis import BOOTSTRAP_UNITS, N_BOOT
+from divrob.analysis import BOOTSTRAP_UNITS, ID_COL, N_BOOT, OOD_COL
 from divrob.analysis.bootstrap import Sample, bootstrap_groups, percentile_interval
-from divrob.analysis.report import group_label, group_order, with_groups
+from divrob.analysis.report import group_label, group_order, metric_words, with_groups
 from divrob.analysis.transforms import CLIP_EPS, clipped
 from divrob.analysis.trends import Trend, band_of_lines, effective_robustness, fit_scaled, fit_trend
 
@@ -79,6 +79,7 @@ class Analysis:
     unit: str = "runs"
     baseline_info: Baseline | None = None
     references: dict[str, Trend] = field(default_factory=dict)  # external lines, drawn too
+    metric: str = "macro-F1"  # what the scores measure (report.metric_words), for titles
 
     @property
     def trends(self) -> dict[str, Trend]:
@@ -123,7 +124,7 @@ class GroupedRows:
         index = {str(g): np.asarray(i) for g, i in df.groupby("group", sort=False).indices.items()} if len(df) else {}
         run = pd.factorize(df["run_id"])[0] if "run_id" in df.columns else np.arange(len(df))
         external = df["external"].to_numpy(bool) if "external" in df.columns else np.zeros(len(df), bool)
-        return cls(df, index, df["id_f1"].to_numpy(float), df["ood_f1"].to_numpy(float), run, external)
+        return cls(df, index, df[ID_COL].to_numpy(float), df[OOD_COL].to_numpy(float), run, external)
 
     @property
     def names(self) -> list[str]:
@@ -153,11 +154,11 @@ def resolve_baseline(points: pd.DataFrame, grouped: "pd.DataFrame | GroupedRows"
         x, y = g.x[i], g.y[i]
         sample, runs = g.sample(name, transform, unit), g.runs(name)
     elif "distribution" in points.columns:
-        rows = points[(points["distribution"].astype(str) == name).to_numpy()].dropna(subset=["id_f1", "ood_f1"])
+        rows = points[(points["distribution"].astype(str) == name).to_numpy()].dropna(subset=[ID_COL, OOD_COL])
         if len(rows) == 0:
             return None
         kind = "distribution"
-        x, y = rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float)
+        x, y = rows[ID_COL].to_numpy(float), rows[OOD_COL].to_numpy(float)
         sample, runs = sample_of(rows, transform, unit), count_runs(rows)
     else:
         return None
@@ -177,7 +178,7 @@ def count_runs(rows: pd.DataFrame) -> int:
 def sample_of(rows: pd.DataFrame, transform: str, unit: str) -> Sample:
     check_unit(unit)
     units = rows["run_id"].to_numpy() if unit == "runs" and "run_id" in rows.columns else None
-    return Sample.of(rows["id_f1"].to_numpy(float), rows["ood_f1"].to_numpy(float), transform, units)
+    return Sample.of(rows[ID_COL].to_numpy(float), rows[OOD_COL].to_numpy(float), transform, units)
 
 
 def draw_all(samples: dict[str, Sample], base: Baseline | None, n_boot: int, seed: int) -> dict:
@@ -238,7 +239,7 @@ def analyse(points: pd.DataFrame, group_by: str = "distribution", baseline: str 
     df = with_reference_points(with_groups(points, group_by), reference_points, references)
     rows = GroupedRows.of(df)
     out = Analysis(df, group_by, transform, None, None, n_boot=n_boot, seed=seed, level=level,
-                   unit=unit, references=references)
+                   unit=unit, references=references, metric=metric_words(points))
     base = _baseline_or_note(points, rows, baseline, transform, unit, references, baseline_required, out)
     if base is not None:
         out.baseline, out.baseline_trend, out.baseline_info = base.name, base.trend, base
@@ -314,7 +315,7 @@ def _add_notes(a: Analysis) -> None:
     outside = [f"{g} {r.outside_baseline} of {r.n}" for g, r in a.groups.items() if r.outside_baseline]
     if outside:
         lo, hi = base.id_range
-        a.notes.append(f"points with an ID macro-F1 outside the range the {base.name} trend was fitted on "
+        a.notes.append(f"points with an ID {a.metric} outside the range the {base.name} trend was fitted on "
                        f"({lo:.3f} to {hi:.3f}) have extrapolated effective robustness (points per "
                        f"group: {', '.join(outside)})")
     shortcut = [g for g, r in a.groups.items() if r.approximate]
@@ -366,7 +367,7 @@ def to_json(analysis: Analysis, **context) -> str:
                 "verdict": r.verdict},
         }
     base = analysis.baseline_info
-    doc = {"group_by": analysis.group_by, "transform": analysis.transform,
+    doc = {"group_by": analysis.group_by, "transform": analysis.transform, "metric": analysis.metric,
            "baseline": analysis.baseline,
            "baseline_kind": base.kind if base else None,
            "baseline_range": _range(base.id_range) if base else None,

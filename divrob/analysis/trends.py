@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from divrob.analysis import N_BOOT
+from divrob.analysis import ID_COL, N_BOOT, OOD_COL
 from divrob.analysis.bootstrap import Sample, bootstrap_groups, percentile_interval, resample, stream
 
 # Aliased: `transform` is also the name of every function's transform-name argument.
@@ -74,7 +74,7 @@ def fit_scaled(xt: np.ndarray, yt: np.ndarray, transform: str, group: str = "") 
     return Trend(str(group), slope, intercept, r2, int(xt.size), transform)
 
 
-def fit_trends(df, group_col: str = "group", id_col: str = "id_f1", ood_col: str = "ood_f1",
+def fit_trends(df, group_col: str = "group", id_col: str = ID_COL, ood_col: str = OOD_COL,
                transform: str = "probit") -> dict[str, Trend]:
     """One trend per group, in sorted group order; groups that cannot be fit are left out."""
     to_scale([], transform)  # a bad transform name must raise, not skip every group

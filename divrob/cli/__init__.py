@@ -23,10 +23,18 @@ class _Group(TyperGroup):
             raise typer.Exit(e.exit_code) from None
 
 
+def _epilog() -> str:
+    from divrob.downstream import task_names
+
+    return (f"Downstream tasks a recipe may name: {', '.join(task_names())} "
+            "(with options: `divrob models`).")
+
+
 app = typer.Typer(
     cls=_Group,
     name="divrob",
     help="Pre-training distributions → fine-tuned models → effective robustness, from the terminal.",
+    epilog=_epilog(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

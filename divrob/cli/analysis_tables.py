@@ -33,42 +33,48 @@ def print_summary(points, limit: int = SUMMARY_ROWS) -> None:
     """The results table of a points frame: per run its last epoch's scores, or summarised per
     distribution and architecture over `limit` runs (a table of 100,000 rows helps nobody:
     `--format csv` gives every row)."""
-    from divrob.analysis.report import run_summary
+    from divrob.analysis import ID_COL, OOD_COL
+    from divrob.analysis.report import metric_words, run_summary
 
-    runs = run_summary(points)
+    runs = run_summary(points, (ID_COL, OOD_COL))
+    ood = ", ".join(map(str, points["ood"].unique())) if "ood" in points.columns else "test"
+    label = {"metric": metric_words(points), "ood": ood}
     if len(runs) <= limit:
-        rows = list(runs[["distribution", "arch", "seed", "run_id", "epoch", "id_f1", "ood_f1"]]
+        rows = list(runs[["distribution", "arch", "seed", "run_id", "epoch", ID_COL, OOD_COL]]
                     .itertuples(index=False, name=None))
-        print_results_table("runs", [(d, a, s, r, None, e, i, o) for d, a, s, r, e, i, o in rows], len(runs))
+        print_results_table("runs", [(d, a, s, r, None, e, i, o) for d, a, s, r, e, i, o in rows], len(runs),
+                            **label)
         return
     agg = (runs.groupby(["distribution", "arch"], as_index=False, sort=True, observed=True)
-           .agg(runs=("run_id", "size"), epochs=("epoch", "mean"), id_f1=("id_f1", "mean"),
-                ood_f1=("ood_f1", "mean")))
-    print_results_table("grouped", list(agg.itertuples(index=False, name=None)), len(runs))
+           .agg(runs=("run_id", "size"), epochs=("epoch", "mean"), id_score=(ID_COL, "mean"),
+                ood_score=(OOD_COL, "mean")))
+    print_results_table("grouped", list(agg.itertuples(index=False, name=None)), len(runs), **label)
 
 
-def print_results_table(kind: str, rows: list[tuple], n_runs: int, limit: int = SUMMARY_ROWS) -> None:
+def print_results_table(kind: str, rows: list[tuple], n_runs: int, limit: int = SUMMARY_ROWS, *,
+                        metric: str = "macro-F1", ood: str = "test") -> None:
     """Rows of `store.queries.last_epoch_rows`: per run (kind "runs") or per distribution and
-    architecture ("grouped")."""
+    architecture ("grouped"); `metric` names the scores, `ood` the OOD split they come from."""
+    heads = ("ID", f"OOD {ood}" if len(ood) <= 12 else "OOD")
     if kind == "runs":
-        table = Table(title="results: macro-F1 at the last fine-tuning epoch")
+        table = Table(title=f"results: {escape(metric)} at the last fine-tuning epoch (OOD split: {escape(ood)})")
         _name_column(table, "distribution")
         table.add_column("arch", no_wrap=True)
         _number_column(table, "seed")
         table.add_column("run", no_wrap=True)
-        for h in ("epochs", "ID F1", "OOD F1"):
-            _number_column(table, h)
+        for h in ("epochs", *heads):
+            _number_column(table, escape(h))
         for dist, arch, seed, run_id, _state, epoch, id_f1, ood_f1 in rows:
             table.add_row(escape(str(dist)), escape(str(arch)), str(seed), str(run_id)[:8], str(epoch),
                           _fmt(id_f1), _fmt(ood_f1))
         console.print(table)
         return
-    table = Table(title=f"results: {n_runs} runs, mean macro-F1 at their last fine-tuning epoch "
-                        f"(every row: --format csv)")
+    table = Table(title=f"results: {n_runs} runs, mean {escape(metric)} at their last fine-tuning epoch, "
+                        f"OOD split {escape(ood)} (every row: --format csv)")
     _name_column(table, "distribution")
     table.add_column("arch", no_wrap=True)
-    for h in ("runs", "epochs", "ID F1", "OOD F1"):
-        _number_column(table, h)
+    for h in ("runs", "epochs", *heads):
+        _number_column(table, escape(h))
     for dist, arch, runs, epochs, id_f1, ood_f1 in rows[:limit]:
         table.add_row(escape(str(dist)), escape(str(arch)), str(runs), f"{epochs:.1f}", _fmt(id_f1), _fmt(ood_f1))
     if len(rows) > limit:
@@ -95,8 +101,8 @@ def print_robustness(analysis) -> None:
     pct = f"{analysis.level:.0%}"
     base = analysis.baseline_info
     kind = f" ({base.kind})" if base is not None and base.kind != "group" else ""
-    table = Table(title=f"effective robustness vs {escape(analysis.baseline)}{kind}: OOD F1 above its "
-                        f"trend; {pct} CI from {analysis.n_boot} resamples of {analysis.unit}")
+    table = Table(title=f"effective robustness vs {escape(analysis.baseline)}{kind}: OOD {escape(analysis.metric)} "
+                        f"above its trend; {pct} CI from {analysis.n_boot} resamples of {analysis.unit}")
     _number_column(table, "#")
     _name_column(table, "group")
     _number_column(table, "ER")

@@ -24,15 +24,26 @@ def init(
 
 
 def models() -> None:
-    """List the architectures a recipe may name."""
+    """List the architectures and downstream tasks a recipe may name."""
+    from rich.markup import escape
     from rich.table import Table
 
     from divrob.archs import ARCHS
+    from divrob.downstream import ALIASES, kinds
 
     table = Table("arch", "model")
     for key, name in ARCHS.items():
         table.add_row(key, name)
     console.print(table)
+    tasks = Table("downstream", "options", "what it is", title=escape("downstream tasks (recipe: [study] downstream = ...)"))
+    aliases = {target: alias for alias, target in ALIASES.items()}
+    for name, kind in kinds().items():
+        shown = f"{aliases[name]} (= {name})" if name in aliases else name
+        if kind.shorthand:
+            shown += f", {name}:<{kind.shorthand}>"
+        options = ", ".join(kind.Options.model_fields) or "-"
+        tasks.add_row(escape(shown), escape(options), escape(kind.summary))
+    console.print(tasks)
 
 
 def demo(

@@ -23,7 +23,9 @@ from divrob.cli.results import (
     ReferencePointsOpt,
     SeedOpt,
     TransformOpt,
+    OodOpt,
     WhereOpt,
+    check_ood,
     load_points,
     user_errors,
 )
@@ -37,6 +39,7 @@ def compare(
     baseline: BaselineOpt = None,
     transform: TransformOpt = "probit",
     where: WhereOpt = None,
+    ood: OodOpt = None,
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the interval.")] = 0.95,
     reference: ReferenceOpt = None,
     reference_points: ReferencePointsOpt = None,
@@ -60,7 +63,7 @@ def compare(
                             n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study) if study else only_study(ws)
-    points = load_points(ws, name, where, for_analysis=True)
+    points = load_points(ws, name, where, for_analysis=True, ood=check_ood(ood, None))
     with user_errors():
         c = compare_groups(points, a, b, group_by, baseline or DEFAULT_BASELINE, transform, n_boot, seed,
                            level, unit=bootstrap, references=reading.references,

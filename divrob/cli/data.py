@@ -67,7 +67,7 @@ def show(
 
 @app.command()
 def preview(
-    name: Annotated[str, typer.Argument(help="A source (see `data index`) or a downstream task: iwildcam | camtrap-sim.")],
+    name: Annotated[str, typer.Argument(help="A source (see `data index`) or a downstream task (see `divrob models`), e.g. iwildcam, wilds:fmow, domainnet:sketch.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the PNGs.")],
     phase: Annotated[str, typer.Option(callback=one_of(PREVIEW_PHASES), help=f"Whose input to show: {' | '.join(PREVIEW_PHASES)}.")] = "finetune",
     n: Annotated[int, typer.Option("--n", min=1, help="How many images (the first N).")] = 16,

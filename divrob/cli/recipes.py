@@ -32,7 +32,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
 
     for f in files:
         r = load_recipe(f)
-        runs = len(r.distributions) * len(r.study.archs) * len(r.study.seeds)
+        runs = len(r.distributions) * len(r.study.archs) * len(r.study.seeds) * len(r.study.tasks)
         console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
 
 
@@ -43,7 +43,7 @@ def show(file: FileArg) -> None:
 
     r = load_recipe(file)
     s = r.study
-    console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream}; archs {', '.join(s.archs)}; seeds {s.seeds}")
+    console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream_label}; archs {', '.join(s.archs)}; seeds {s.seeds}")
     table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
     for ed in r.distributions:
         d = ed.distribution.summary()

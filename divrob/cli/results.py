@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
-from divrob.analysis import BOOTSTRAP_UNITS, N_BOOT, TRANSFORMS
+from divrob.analysis import ALL_OOD, BOOTSTRAP_UNITS, ID_COL, N_BOOT, OOD_COL, TRANSFORMS
 from divrob.cli.common import WorkspaceOpt, console, err_console
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
@@ -33,6 +34,13 @@ TransformOpt = Annotated[str, typer.Option("--transform", "-t", help="Axis scale
 WhereOpt = Annotated[Optional[str], typer.Option(
     "--where", help="Keep rows matching all clauses, e.g. 'arch in resnet18|resnet50, total>=5000, "
     "distribution!=scratch'. Operators: = != > >= < <= in, not in.")]
+OodOpt = Annotated[Optional[str], typer.Option(
+    "--ood", help="The OOD split to read: WILDS's test (the default where a study has it) or val, a "
+    f"DomainNet domain, a folder task's ood_<name>; '{ALL_OOD}' for every one (`results` exports).",
+    show_default=False)]
+FacetOpt = Annotated[Optional[str], typer.Option(
+    "--facet", help="One figure panel per value of this field; 'ood' for one per OOD split (and task); "
+    "'none' for one panel. Default: one panel per swept axis when distributions sweep different keys.")]
 ExportOpt = Annotated[Optional[Path], typer.Option("--export", "-o", help="Also write a figure: .png, .svg or .pdf.")]
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (same seed, same numbers).")]
@@ -95,6 +103,7 @@ class Reading:
         return r
 
     def analyse(self, points, *, with_bands: bool = True):
+        """The analysis of `points`, which must hold one OOD split (see `analyse_each_ood`)."""
         from divrob.analysis.robustness import DEFAULT_BASELINE, analyse
 
         with user_errors():
@@ -104,9 +113,10 @@ class Reading:
                            reference_points=self.reference_points)
 
 
-def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool = False):
+def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool = False, ood: str | None = None):
     """A study's rows (or every study's), filtered by --where; an empty result is an error.
-    `for_analysis`: read only the scores a trend needs (and those --where names)."""
+    `for_analysis`: read only the scores a trend needs (and those --where names). `ood`: the OOD
+    split (`analysis.studies.choose_ood`)."""
     from divrob.analysis.report import study_points
     from divrob.analysis.studies import resolve_study
     from divrob.analysis.where import apply_where, parse_where
@@ -116,14 +126,37 @@ def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool 
     scores = SCORE_COLUMNS
     if for_analysis:
         named = {c.field for c in parse_where(where)}
-        scores = [c for c in SCORE_COLUMNS if c in ("id_f1", "ood_f1") or c in named]
-    points = study_points(ws, resolve_study(ws, study) if study else None, scores)
+        scores = [c for c in SCORE_COLUMNS if c in (ID_COL, OOD_COL) or c in named]
+    points = study_points(ws, resolve_study(ws, study) if study else None, scores, ood)
     if where:
         before = len(points)
         points = apply_where(points, where)
         if before and points.empty:
             raise DivrobError(f"--where {where!r} matched none of the {before} result rows")
     return points
+
+
+def check_ood(ood: str | None, facet: str | None) -> str | None:
+    """The OOD split a trend command reads: every one for `--facet ood`, else the one asked."""
+    from divrob.errors import DivrobError
+
+    if facet == "ood":
+        if ood is not None:
+            raise DivrobError(f"--ood {ood!r} with --facet ood: the facets are the OOD splits; drop one of the two")
+        return ALL_OOD
+    if ood == ALL_OOD:
+        raise DivrobError(f"--ood {ALL_OOD} would pool every OOD split into one trend; draw one panel each "
+                          f"with --facet ood")
+    return ood
+
+
+def analyse_each_ood(points, reading: "Reading") -> dict:
+    """One analysis per figure panel of `--facet ood` (each OOD split, and task), each against
+    the baseline of its own panel."""
+    from divrob.analysis.report import facet_panels
+
+    with user_errors():
+        return {name: reading.analyse(sub) for name, sub in facet_panels(points, "ood", reading.group_by).items()}
 
 
 def _plot_size() -> tuple[int, int]:
@@ -133,31 +166,40 @@ def _plot_size() -> tuple[int, int]:
 def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str | None = None,
                transform: str = "probit", where: str | None = None, facet: str | None = None,
                export: Path | None = None, n_boot: int = N_BOOT, seed: int = 0,
-               reading: Reading | None = None, bands: str = "lines") -> None:
+               reading: Reading | None = None, bands: str = "lines", ood: str | None = None) -> None:
     """Results table, terminal trend plot(s) with bands, trend table, effective robustness
-    ranking, notes, and optionally an exported figure."""
+    ranking, notes, and optionally an exported figure. `--facet ood`: per OOD split its panel and
+    its tables."""
     from divrob.cli.analysis_tables import print_notes, print_robustness, print_summary, print_trends
-    from divrob.plots.terminal import render_trends
+    from divrob.plots.terminal import group_colors, panel_of, render_trends
 
     reading = reading or Reading.parse(group_by=group_by, baseline=baseline, transform=transform,
                                        n_boot=n_boot, seed=seed)
-    points = load_points(ws, study, where, for_analysis=True)
+    points = load_points(ws, study, where, for_analysis=True, ood=check_ood(ood, facet))
     if points.empty:
         console.print(f"study {study!r} has no fine-tuning epochs recorded yet")
         return
-    analysis = reading.analyse(points)
-    panels = _panels(points, analysis, facet, reading)
-    print_summary(points)
+    if facet == "ood":
+        analyses = analyse_each_ood(points, reading)
+        panels = {name: panel_of(a) for name, a in analyses.items()}
+        colors = group_colors(sorted({g for a in analyses.values() for g in a.groups}))
+    else:
+        analysis = reading.analyse(points)
+        analyses, panels, colors = {"": analysis}, _panels(points, analysis, facet, reading), _colors(analysis)
+        print_summary(points)
+    first = next(iter(analyses.values()))
     width, height = _plot_size()
-    drawn = f", {analysis.level:.0%} bands" if bands != "none" else ""
-    title = f"{study}: OOD vs ID macro-F1 ({reading.transform} axes{drawn})"
+    drawn = f", {first.level:.0%} bands" if bands != "none" else ""
+    title = f"{study}: OOD vs ID {first.metric} ({reading.transform} axes{drawn})"
     with user_errors():
-        plot = render_trends(panels, width=width, height=height, title=title, bands=bands,
-                             colors=_colors(analysis))
+        plot = render_trends(panels, width=width, height=height, title=title, bands=bands, colors=colors)
     console.print(Text.from_ansi(plot), no_wrap=True, crop=True)
-    print_trends(analysis)
-    print_robustness(analysis)
-    print_notes(analysis.notes)
+    for name, analysis in analyses.items():
+        if name:
+            console.rule(f"OOD split {escape(name)}")
+        print_trends(analysis)
+        print_robustness(analysis)
+        print_notes(analysis.notes)
     if export is not None:
         path = export_figure(panels, export, study, bands)
         console.print(f"figure written to [bold]{path}[/]")
@@ -195,9 +237,11 @@ def results(
     where: WhereOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",
     output: Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of the terminal (needed for parquet).")] = None,
+    ood: OodOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Results from the store: a per-run table, or every fine-tuning epoch as CSV / JSON / Parquet."""
+    """Results from the store: a per-run table of the task's metric, or every fine-tuning epoch
+    as CSV / JSON / Parquet (the task's metric as id_score / ood_score, macro-F1 and accuracy)."""
     import json
 
     from divrob.cli.analysis_tables import SUMMARY_ROWS, print_results_table, print_summary
@@ -213,14 +257,19 @@ def results(
     if fmt == "table":
         if output is not None:
             raise DivrobError("--output needs --format csv, json or parquet")
+        if ood == ALL_OOD:
+            raise DivrobError(f"--ood {ALL_OOD}: the table shows one OOD split; export every one with "
+                              f"--format csv (or json, parquet)")
         if where:
-            print_summary(load_points(ws, study, where))
+            print_summary(load_points(ws, study, where, ood=ood))
         else:  # straight from the store: no epoch rows loaded, no pandas imported
             from divrob.analysis.studies import resolve_study, results_table
 
-            print_results_table(*results_table(ws, resolve_study(ws, study) if study else None, SUMMARY_ROWS))
+            kind, rows, n, split, metric = results_table(ws, resolve_study(ws, study) if study else None,
+                                                         SUMMARY_ROWS, ood)
+            print_results_table(kind, rows, n, metric=metric, ood=split)
         return
-    points = load_points(ws, study, where)
+    points = load_points(ws, study, where, ood=ood)
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             points.to_parquet(tmp, index=False)
@@ -244,9 +293,8 @@ def trends(
     baseline: BaselineOpt = None,
     transform: TransformOpt = "probit",
     where: WhereOpt = None,
-    facet: Annotated[Optional[str], typer.Option(
-        "--facet", help="One figure panel per value of this field; 'none' for one panel. Default: "
-        "one panel per swept axis when distributions sweep different keys.")] = None,
+    ood: OodOpt = None,
+    facet: FacetOpt = None,
     bands: BandsOpt = "lines",
     reference: ReferenceOpt = None,
     reference_points: ReferencePointsOpt = None,
@@ -257,8 +305,8 @@ def trends(
     seed: SeedOpt = 0,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """OOD vs ID macro-F1 per fine-tuning epoch: one linear trend per group with its bootstrap
-    band, and each group's effective robustness against the baseline."""
+    """OOD vs ID score (the task's metric) per fine-tuning epoch: one linear trend per group with
+    its bootstrap band, and each group's effective robustness against the baseline."""
     from divrob.analysis.studies import resolve_study
     from divrob.errors import DivrobError
     from divrob.workspace import open_workspace
@@ -270,15 +318,27 @@ def trends(
     ws = open_workspace(workspace)
     name = resolve_study(ws, study)
     if not as_json:
-        show_study(ws, name, where=where, facet=facet, export=export, reading=reading, bands=bands)
+        show_study(ws, name, where=where, facet=facet, export=export, reading=reading, bands=bands, ood=ood)
         return
-    from divrob.analysis.robustness import to_json
+    import json
 
-    points = load_points(ws, name, where, for_analysis=True)
+    from divrob.analysis.robustness import to_json
+    from divrob.plots.terminal import panel_of
+
+    points = load_points(ws, name, where, for_analysis=True, ood=check_ood(ood, facet))
+    if facet == "ood":
+        analyses = analyse_each_ood(points, reading)
+        if export is not None:
+            export_figure({n: panel_of(a) for n, a in analyses.items()}, export, name, bands)
+        docs = {n: json.loads(to_json(a, ood=n)) for n, a in analyses.items()}
+        typer.echo(json.dumps({"study": name, "where": where or "", "facet": "ood", "panels": docs},
+                              sort_keys=True, indent=2, ensure_ascii=False), nl=True)
+        return
     analysis = reading.analyse(points)
     if export is not None:
         export_figure(_panels(points, analysis, facet, reading), export, name, bands)
-    typer.echo(to_json(analysis, study=name, where=where or ""), nl=False)
+    split = str(points["ood"].iloc[0]) if len(points) else ood
+    typer.echo(to_json(analysis, study=name, where=where or "", ood=split), nl=False)
 
 
 @plot_app.command()
@@ -293,6 +353,7 @@ def residuals(
     group_by: GroupByOpt = "distribution",
     transform: TransformOpt = "probit",
     where: WhereOpt = None,
+    ood: OodOpt = None,
     reference: ReferenceOpt = None,
     reference_points: ReferencePointsOpt = None,
     bootstrap: BootstrapOpt = "runs",
@@ -314,7 +375,7 @@ def residuals(
                             n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)
     name = resolve_study(ws, study)
-    points = load_points(ws, name, where, for_analysis=True)
+    points = load_points(ws, name, where, for_analysis=True, ood=check_ood(ood, None))
     with user_errors():
         view = residuals_of(points, of=of, baseline=baseline, group_by=group_by, transform=transform,
                             unit=bootstrap, n_boot=n_boot, seed=seed, references=reading.references,
@@ -323,16 +384,17 @@ def residuals(
         typer.echo(view.to_json(study=name, where=where or ""), nl=False)
     else:
         width, height = _plot_size()
-        title = f"{name}: residuals of {view.of} from the {view.baseline.name} trend (F1)"
-        console.print(Text.from_ansi(render_residuals(view.per_epoch, width=width, height=height, title=title)),
-                      no_wrap=True, crop=True)
+        title = f"{name}: residuals of {view.of} from the {view.baseline.name} trend ({view.metric})"
+        console.print(Text.from_ansi(render_residuals(view.per_epoch, width=width, height=height, title=title,
+                                                      metric=view.metric)), no_wrap=True, crop=True)
         print_residual_summary(view)
         print_notes(view.notes)
     if export is not None:
         from divrob.plots.export import export_residuals
 
         with user_errors():
-            path = export_residuals(view.per_epoch, export, title=f"{name}: {view.of} vs the {view.baseline.name} trend")
+            path = export_residuals(view.per_epoch, export, title=f"{name}: {view.of} vs the {view.baseline.name} trend",
+                                    metric=view.metric)
         (err_console if as_json else console).print(f"figure written to [bold]{path}[/]")
 
 

@@ -1,70 +1,150 @@
-"""Downstream tasks with a natural distribution shift: iWildCam-WILDS and the offline camtrap-sim.
+"""Downstream tasks: fine-tuning sets with a natural distribution shift, one module per task,
+one interface (`task.TaskKind` to name and configure one, `task.DownstreamTask` once loaded).
 
-Both give the same interface: image paths and labels per WILDS split, so training and scoring
-never know which one they run on.
+    a recipe writes                                        module      score
+    iwildcam (= wilds:iwildcam), wilds:fmow,               wilds       the dataset's eval()
+      wilds:camelyon17, wilds:rxrx1
+    domainnet:<domain>, or { task = "domainnet",           domainnet   accuracy
+      id_domain = ..., ood_domains = [...] }
+    folder:<name>, or { task = "folder", name = ...,       folder      accuracy or macro-F1
+      metric = "f1_macro" }
+    camtrap-sim                                            camtrap     macro-F1
+
+A parsed name is a `TaskRef`. A run records its `label` (canonical: `"domainnet:infograph"`)
+and its `spec_options` (what the label does not spell: `{"ood_domains": [...]}`), and
+`task_of_spec` turns the two back into the same TaskRef. Nothing here imports numpy: recipes and
+`divrob results` name tasks without loading one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
+from typing import Any
 
-import numpy as np
+from pydantic import BaseModel, ValidationError
 
+from divrob.downstream.task import DownstreamTask, Split, TaskKind
 from divrob.errors import SourceError
 from divrob.progress import SILENT, Reporter
-from divrob.workspace import Workspace
 
-TASKS = ("iwildcam", "camtrap-sim")
-EVAL_SPLITS = ("id_val", "id_test", "val", "test")
+__all__ = ["DownstreamTask", "Split", "TaskKind", "TaskRef", "get_task", "parse_task", "task_of_spec",
+           "is_task", "kinds", "task_names"]
+
+ALIASES = {"iwildcam": "wilds:iwildcam"}
+
+
+@lru_cache(maxsize=None)
+def kinds() -> dict[str, TaskKind]:
+    from divrob.downstream.camtrap import CamtrapKind
+    from divrob.downstream.domainnet import DomainNetKind
+    from divrob.downstream.folder import FolderKind
+    from divrob.downstream.wilds import KINDS as WILDS
+
+    out = {k.name: k for k in WILDS}
+    for kind in (DomainNetKind(), FolderKind(), CamtrapKind()):
+        out[kind.name] = kind
+    return out
+
+
+def task_names() -> list[str]:
+    """What a recipe's `downstream` may say, aliases first (`divrob models`, `--help`)."""
+    return [*ALIASES, *kinds()]
 
 
 @dataclass(frozen=True)
-class Split:
-    paths: list[Path]
-    labels: np.ndarray
+class TaskRef:
+    """A task named with its options (validated, defaults filled in)."""
+
+    kind: TaskKind
+    options: BaseModel
+
+    @property
+    def label(self) -> str:
+        return self.kind.label(self.options)
+
+    @property
+    def spec_options(self) -> dict[str, Any]:
+        return self.kind.spec_options(self.options)
+
+    @property
+    def metric(self) -> tuple[str, str]:
+        """(the score's key, its words for titles), e.g. ("acc_worst_region", "worst-region accuracy")."""
+        return self.kind.metric_of(self.options)
+
+    @property
+    def id_split(self) -> str:
+        return self.kind.id_split(self.options)
+
+    def finetune_defaults(self) -> dict[str, Any]:
+        return self.kind.finetune_defaults(self.options)
+
+    def load(self, ws, reporter: Reporter = SILENT) -> DownstreamTask:
+        return self.kind.load(ws, self.options, reporter)
 
 
-@dataclass(frozen=True)
-class DownstreamTask:
-    name: str
-    num_classes: int
-    splits: dict[str, Split]
+def parse_task(value: str | dict) -> TaskRef:
+    """A recipe's `downstream` value (a name, `"<task>:<value>"`, or a table with `task` and the
+    task's options) as a TaskRef. ValueError says which key is wrong and what to write."""
+    if isinstance(value, str):
+        name, options = value, {}
+    elif isinstance(value, dict):
+        options = dict(value)
+        name = options.pop("task", None)
+        if not isinstance(name, str):
+            raise ValueError(f"task: a downstream table needs task = \"NAME\"; choose from {', '.join(task_names())}")
+    else:
+        raise ValueError(f"a task name or a table {{ task = \"NAME\", ... }}, not {value!r}")
+    known = kinds()
+    name = ALIASES.get(name, name)
+    kind = known.get(name)
+    if kind is None and ":" in name:
+        prefix, given = name.split(":", 1)
+        kind = known.get(prefix)
+        if kind is None or kind.shorthand is None:
+            kind = None
+        elif kind.shorthand in options:
+            raise ValueError(f"{kind.shorthand}: given twice, in {name!r} and as a key")
+        else:
+            options[kind.shorthand] = given
+    if kind is None:
+        raise ValueError(f"unknown downstream task {name!r}; choose from {', '.join(task_names())} "
+                         f"(`divrob models` lists them)")
+    try:
+        return TaskRef(kind, kind.Options.model_validate(options))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            fields = ", ".join(kind.Options.model_fields) or "none"
+            msg = f"not an option of {kind.name!r} (its options: {fields})"
+        raise ValueError(f"{where}: {msg}" if where else msg) from None
 
-    def split(self, name: str) -> Split:
-        if name not in self.splits:
-            raise SourceError(f"downstream task {self.name!r} has no split {name!r}")
-        return self.splits[name]
+
+def task_of_spec(label: str, options: dict[str, Any] | None = None) -> TaskRef:
+    """The TaskRef a run's spec names (its `downstream` label and `downstream_options`)."""
+    try:
+        ref = parse_task(label)
+        return parse_task({"task": ref.kind.name, **ref.options.model_dump(), **(options or {})})
+    except ValueError as e:
+        raise SourceError(f"the run's downstream task {label!r} ({options or {}}) is not one this divrob "
+                          f"knows: {e}") from None
 
 
-def _from_table(name: str, root: Path, filenames, labels, split_names, num_classes: int) -> DownstreamTask:
-    filenames = np.asarray(filenames)
-    labels = np.asarray(labels, dtype=np.int64)
-    split_names = np.asarray(split_names)
-    splits = {}
-    for s in ("train", *EVAL_SPLITS):
-        mask = split_names == s
-        splits[s] = Split([root / f for f in filenames[mask]], labels[mask])
-    return DownstreamTask(name=name, num_classes=num_classes, splits=splits)
+def is_task(name: str) -> bool:
+    try:
+        parse_task(name)
+    except ValueError:
+        return False
+    return True
 
 
-def get_task(ws: Workspace, name: str, reporter: Reporter = SILENT) -> DownstreamTask:
-    if name == "camtrap-sim":
-        from divrob.downstream.camtrap_sim import ensure_camtrap_sim, load_camtrap_metadata
-
-        root = ensure_camtrap_sim(ws.data / "camtrap-sim", reporter=reporter)
-        meta = load_camtrap_metadata(root)
-        n = int(meta["y"].max()) + 1
-        return _from_table(name, root, meta["filename"], meta["y"], meta["split"], n)
-    if name == "iwildcam":
-        from divrob.downstream.iwildcam import load_iwildcam
-
-        root = ws.dataset_root("iwildcam")
-        if root is None:
-            raise SourceError(
-                f"downstream 'iwildcam': set `iwildcam = \"/path/to/wilds-root\"` under [datasets] in "
-                f"{ws.config_path} (the directory holding iwildcam_v2.0/)"
-            )
-        data_dir, filenames, labels, split_names, n = load_iwildcam(root)
-        return _from_table(name, data_dir / "train", filenames, labels, split_names, n)
-    raise SourceError(f"unknown downstream task {name!r}; choose from {', '.join(TASKS)}")
+def get_task(ws, task: TaskRef | str | dict, reporter: Reporter = SILENT) -> DownstreamTask:
+    """Load a task (a TaskRef, or a name or table as a recipe writes it)."""
+    if not isinstance(task, TaskRef):
+        try:
+            task = parse_task(task)
+        except ValueError as e:
+            raise SourceError(f"downstream {task!r}: {e}") from None
+    return task.load(ws, reporter)

@@ -129,8 +129,8 @@ def _trend_panel(ax, panel: TrendPanel, colors, bands, title, handles) -> None:
     ax.set_yticks(t(y_ticks), [format_tick(v) for v in y_ticks])
     ax.set_xlim(float(t(x_lo)), float(t(x_hi)))
     ax.set_ylim(float(t(y_lo)), float(t(y_hi)))
-    ax.set_xlabel(f"ID macro-F1 ({panel.transform} axis)")
-    ax.set_ylabel(f"OOD macro-F1 ({panel.transform} axis)")
+    ax.set_xlabel(f"ID {panel.metric} ({panel.transform} axis)")
+    ax.set_ylabel(f"OOD {panel.metric} ({panel.transform} axis)")
     if title or panel.flags:
         note = f" (note: {', '.join(panel.flags)})" if panel.flags else ""
         ax.set_title(f"{title}{note}", fontsize=10)
@@ -142,8 +142,8 @@ def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def export_residuals(res, path, *, title: str = "") -> Path:
-    """Residual (OOD minus the baseline trend's prediction, F1 units) against fine-tuning
+def export_residuals(res, path, *, title: str = "", metric: str = "macro-F1") -> Path:
+    """Residual (OOD minus the baseline trend's prediction, in metric units) against fine-tuning
     epoch, one line per architecture, with y = 0 dashed: the paper's Figure 3.
 
     `res` has columns arch, epoch, residual (`analysis.robustness.epoch_residuals`).
@@ -162,7 +162,7 @@ def export_residuals(res, path, *, title: str = "") -> Path:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("fine-tuning epoch")
-    ax.set_ylabel("residual (OOD macro-F1)")
+    ax.set_ylabel(f"residual (OOD {metric})")
     if title:
         ax.set_title(title, fontsize=10)
     _style(ax)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from divrob.analysis import ID_COL, OOD_COL
 from divrob.analysis.transforms import format_tick, metric_ticks, padded_range
 from divrob.analysis.transforms import transform as to_scale
 from divrob.analysis.trends import Trend
@@ -23,13 +24,18 @@ from divrob.plots import PALETTE
 
 REFERENCE_COLOR = "gray"
 BAND_STYLES = ("none", "lines", "shade")
-X_TITLE = "ID macro-F1 →"
-Y_TITLE = "↑ OOD macro-F1"  # plotext writes it at the bottom left, under the y axis
-
 _WIDTH_RANGE = (40, 240)
 _HEIGHT_RANGE = (12, 80)
 _FACET_MIN_WIDTH = 70  # panels go side by side when each can be at least this wide
 _MARKS = {"point": "•", "trend": "─", "band": "·", "shade": "░", "reference": "━", "diagonal": "╱"}
+
+
+def x_title(metric: str = "macro-F1") -> str:
+    return f"ID {metric} →"
+
+
+def y_title(metric: str = "macro-F1") -> str:
+    return f"↑ OOD {metric}"  # plotext writes it at the bottom left, under the y axis
 
 
 def terminal_size(width: int | None = None, height: int | None = None) -> tuple[int, int]:
@@ -44,8 +50,8 @@ def terminal_size(width: int | None = None, height: int | None = None) -> tuple[
             min(max(height, _HEIGHT_RANGE[0]), _HEIGHT_RANGE[1]))
 
 
-def group_points(df, group_col: str = "group", id_col: str = "id_f1",
-                 ood_col: str = "ood_f1") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def group_points(df, group_col: str = "group", id_col: str = ID_COL,
+                 ood_col: str = OOD_COL) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(ID, OOD) arrays per group name, keeping only rows where both metrics are finite."""
     out = {}
     for g, sub in df.groupby(group_col, sort=False):
@@ -76,6 +82,7 @@ class TrendPanel:
     bands: dict[str, tuple] = field(default_factory=dict)
     references: dict[str, Trend] = field(default_factory=dict)
     flags: tuple[str, ...] = ()  # caveats worth a word in the title ("clipped", "extrapolated")
+    metric: str = "macro-F1"  # what the axes measure (the downstream task's metric)
 
     @property
     def groups(self) -> list[str]:
@@ -98,7 +105,7 @@ def panel_of(analysis, shown: list[str] | None = None) -> TrendPanel:
     return TrendPanel(analysis.transform, group_points(df),
                       {g: t for g, t in analysis.trends.items() if g in keep},
                       {g: b for g, b in analysis.bands.items() if g in keep},
-                      dict(analysis.references), tuple(analysis.flags()))
+                      dict(analysis.references), tuple(analysis.flags()), analysis.metric)
 
 
 def group_colors(names, given: dict[str, str] | None = None) -> dict[str, str]:
@@ -119,8 +126,8 @@ def draw_trends(fig, panel: TrendPanel, *, colors: dict[str, str] | None = None,
     colors = group_colors(panel.groups, colors)
     if title or panel.flags:
         fig.title(_fitted_title(title, panel.flags, width))
-    fig.xlabel(X_TITLE)
-    fig.ylabel(Y_TITLE)
+    fig.xlabel(x_title(panel.metric))
+    fig.ylabel(y_title(panel.metric))
     (x_lo, x_hi), (y_lo, y_hi) = panel.ranges()
     tf = panel.transform
 
@@ -280,7 +287,7 @@ def _centred(text: str, width: int) -> str:
 
 
 def render_residuals(res, *, width: int | None = None, height: int | None = None,
-                     title: str = "") -> str:
+                     title: str = "", metric: str = "macro-F1") -> str:
     """Residual vs fine-tuning epoch, one line per architecture, y = 0 in gray (Figure 3), with
     its legend underneath.
 
@@ -302,7 +309,7 @@ def render_residuals(res, *, width: int | None = None, height: int | None = None
         fig.xticks(epochs[::step], [str(e) for e in epochs[::step]])
     entries.append((_MARKS["trend"], "y = 0: on the baseline trend", REFERENCE_COLOR))
     fig.xlabel("fine-tuning epoch →")
-    fig.ylabel("↑ residual (OOD F1)")
+    fig.ylabel(f"↑ residual (OOD {metric})")
     if title:
         fig.title(title)
     return fig.build() + "\n" + legend_text(entries, width)

@@ -39,7 +39,10 @@ class PhaseOverrides(_Strict):
 
 class Study(_Strict):
     name: str = Field(min_length=1)
-    downstream: Literal["iwildcam", "camtrap-sim"] = "iwildcam"
+    downstream: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
+        "iwildcam", description='a task ("iwildcam", "wilds:fmow", "domainnet:infograph", "folder:NAME", '
+        '"camtrap-sim"), a table { task = "domainnet", id_domain = ..., ood_domains = [...] }, or a list '
+        "of them (every distribution is fine-tuned on each)")
     archs: list[str] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     pretrain: PhaseOverrides = Field(default_factory=PhaseOverrides)
@@ -57,16 +60,49 @@ class Study(_Strict):
             raise ValueError("architectures are listed twice")
         return archs
 
+    @field_validator("downstream")
+    @classmethod
+    def _known_tasks(cls, value):
+        from divrob.downstream import parse_task
+
+        many = isinstance(value, list)
+        items = value if many else [value]
+        if not items:
+            raise ValueError("an empty list; name at least one task")
+        labels = {}
+        for i, item in enumerate(items):
+            try:
+                label = parse_task(item).label
+            except ValueError as e:
+                raise ValueError(f"[{i}] {e}" if many else str(e)) from None
+            if label in labels:
+                raise ValueError(f"[{i}] {label!r} is already [{labels[label]}]")
+            labels[label] = i
+        return value
+
+    @property
+    def tasks(self) -> list:
+        """The downstream tasks (`divrob.downstream.TaskRef`), in the recipe's order."""
+        from divrob.downstream import parse_task
+
+        return [parse_task(v) for v in (self.downstream if isinstance(self.downstream, list) else [self.downstream])]
+
+    @property
+    def downstream_label(self) -> str:
+        return ", ".join(t.label for t in self.tasks)
+
     @model_validator(mode="after")
     def _sizes_fit_archs(self) -> "Study":
         from divrob.archs import image_size_problem
 
         for phase in ("pretrain", "finetune"):
-            size = getattr(self, phase).image_size or (224 if phase == "pretrain" else 448)
+            sizes = ({self.pretrain.image_size or 224} if phase == "pretrain" else
+                     {self.finetune.image_size or t.finetune_defaults().get("image_size", 448) for t in self.tasks})
             for arch in self.archs:
-                problem = image_size_problem(arch, size)
-                if problem:
-                    raise ValueError(f"{phase}.image_size: {problem}")
+                for size in sorted(sizes):
+                    problem = image_size_problem(arch, size)
+                    if problem:
+                        raise ValueError(f"{phase}.image_size: {problem}")
         return self
 
 

@@ -46,18 +46,23 @@ def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
 
 
 def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
-    from divrob.downstream import EVAL_SPLITS, get_task
+    from functools import partial
+
+    from divrob.downstream import get_task, task_of_spec
     from divrob.train.data import phase_images
     from divrob.train.loop import PhaseData
 
-    task = get_task(ws, spec.downstream, reporter)
+    task = get_task(ws, task_of_spec(spec.downstream, spec.downstream_options), reporter)
 
     def dec(split: str):
         s = task.split(split)
         return phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
                             reporter=reporter, description=f"decoding {task.name} {split}")
 
-    return task.num_classes, PhaseData(train=dec("train"), evals={s: dec(s) for s in EVAL_SPLITS})
+    evals = {s: dec(s) for s in task.eval_splits}
+    # every evaluation split is also scored by the task's own metric (WILDS: the dataset's eval())
+    scorers = {s: partial(task.score, s) for s in evals}
+    return task.num_classes, PhaseData(train=dec("train"), evals=evals, scorers=scorers)
 
 
 def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:

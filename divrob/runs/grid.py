@@ -48,14 +48,16 @@ class StudyPlan:
         """Every job in dependency order: manifests (built while planning), then the runs,
         each run once even when two distributions share a manifest."""
         out: dict[str, PlannedJob] = {}
+        several_tasks = len({pr.spec.downstream for pr in self.runs}) > 1
         for name, info in self.manifests.items():
             jid = manifest_job_id(info.manifest_id)
             out.setdefault(jid, PlannedJob(jid, "manifest", f"manifest {name}", params={"distribution": name}))
         for pr in self.runs:
             spec = pr.spec
             deps = (manifest_job_id(spec.manifest_id),) if spec.manifest_id else ()
+            task = f"{spec.downstream} / " if several_tasks else ""
             out.setdefault(spec.run_id, PlannedJob(
-                spec.run_id, "run", f"{pr.distribution} / {spec.arch} / seed {spec.seed}", deps))
+                spec.run_id, "run", f"{task}{pr.distribution} / {spec.arch} / seed {spec.seed}", deps))
         return list(out.values())
 
 
@@ -67,6 +69,7 @@ def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> St
     plan = StudyPlan(recipe)
     pre_over = study.pretrain.model_dump(exclude_none=True)
     fine_over = study.finetune.model_dump(exclude_none=True)
+    tasks = study.tasks
     task = reporter.task("building manifests", total=len(recipe.distributions))
     try:
         for ed in recipe.distributions:
@@ -75,16 +78,20 @@ def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> St
             if info is not None:
                 plan.manifests[dist.name] = info
             task.advance()
-            for arch in study.archs:
-                for seed in study.seeds:
-                    spec = RunSpec(
-                        arch=arch, seed=seed, downstream=study.downstream,
-                        finetune=finetune_config(arch, fine_over),
-                        manifest_id=info.manifest_id if info else None,
-                        pretrain_classes=info.n_classes if info else None,
-                        pretrain=pretrain_config(arch, pre_over) if info else None,
-                    )
-                    plan.runs.append(PlannedRun(dist.name, dist.source_label if info else None, ed.sweep, spec, info))
+            for downstream in tasks:
+                for arch in study.archs:
+                    for seed in study.seeds:
+                        spec = RunSpec(
+                            arch=arch, seed=seed, downstream=downstream.label,
+                            downstream_options=downstream.spec_options,
+                            # the task's defaults (WILDS's config for its dataset), then the recipe's
+                            finetune=finetune_config(arch, {**downstream.finetune_defaults(), **fine_over}),
+                            manifest_id=info.manifest_id if info else None,
+                            pretrain_classes=info.n_classes if info else None,
+                            pretrain=pretrain_config(arch, pre_over) if info else None,
+                        )
+                        plan.runs.append(PlannedRun(dist.name, dist.source_label if info else None, ed.sweep,
+                                                    spec, info))
     finally:
         task.close()
     return plan

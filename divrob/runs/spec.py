@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from divrob.errors import RunError
@@ -27,6 +27,8 @@ class RunSpec:
     manifest_id: str | None = None  # None: no pre-training (scratch)
     pretrain_classes: int | None = None
     pretrain: PhaseConfig | None = None
+    # the task's options its label does not spell (divrob.downstream.TaskRef.spec_options)
+    downstream_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from divrob.archs import image_size_problem
@@ -51,6 +53,8 @@ class RunSpec:
             "pretrain": _phase_identity(self.pretrain),
             "finetune": _phase_identity(self.finetune),
         }
+        if self.downstream_options:  # absent for tasks without options: their runs keep their ids
+            d["downstream_options"] = self.downstream_options
         return d
 
     @property
@@ -83,6 +87,7 @@ class RunSpec:
             manifest_id=d.get("manifest_id"),
             pretrain_classes=d.get("pretrain_classes"),
             pretrain=PhaseConfig(**pre) if pre else None,
+            downstream_options=d.get("downstream_options") or {},
         )
 
 

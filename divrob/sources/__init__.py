@@ -1,7 +1,8 @@
 """Sources: datasets on disk in their native layout, or generators, each giving a SourceIndex.
 
 Names a recipe may use: `demo-shapes` (generated offline), `imagenet`, `inat2017`,
-`folder:<name>` (an ImageFolder named in divrob.toml), `fractaldb`, `diffusion`.
+`folder:<name>` (an ImageFolder named in divrob.toml), `domainnet:<domain>` (a DomainNet
+domain's training list), `fractaldb`, `diffusion`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ BUILTIN = ("demo-shapes", "imagenet", "inat2017", "fractaldb", "diffusion")
 
 
 def known_source(name: str) -> bool:
+    if name.startswith("domainnet:"):
+        from divrob.sources.domainnet import DOMAINS
+
+        return name.split(":", 1)[1] in DOMAINS
     return name in BUILTIN or (name.startswith("folder:") and len(name) > len("folder:"))
 
 
@@ -38,6 +43,17 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
             raise SourceError(
                 f"source {name!r}: no folder named {key!r} in {ws.config_path}; "
                 f"add `{key} = \"/path/to/imagefolder\"` under [datasets.folders]"
+            )
+        return root
+    if name.startswith("domainnet:"):
+        from divrob.sources.domainnet import LAYOUT, check_domain
+
+        check_domain(name.split(":", 1)[1], f"source {name!r}:")
+        root = ws.dataset_root("domainnet")
+        if root is None or not root.is_dir():
+            raise SourceError(
+                f"source {name!r}: set `domainnet = \"/path/to/domainnet\"` under [datasets] in "
+                f"{ws.config_path} (a directory with {LAYOUT})"
             )
         return root
     if name in ("fractaldb", "diffusion"):
@@ -63,7 +79,7 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
 
             return train_dir(root)
         return root
-    raise SourceError(f"unknown source {name!r}; choose from {', '.join(BUILTIN)} or folder:<name>")
+    raise SourceError(f"unknown source {name!r}; choose from {', '.join(BUILTIN)}, folder:<name> or domainnet:<domain>")
 
 
 def generated_root(ws: Workspace, name: str) -> Path:
@@ -106,6 +122,10 @@ def source_index(ws: Workspace, name: str, reporter: Reporter = SILENT) -> pd.Da
         from divrob.sources.inat2017 import index_inat2017
 
         return index_inat2017(root, ws.indexes, reporter=reporter)
+    if name.startswith("domainnet:"):
+        from divrob.sources.domainnet import index_domainnet
+
+        return index_domainnet(root, name.split(":", 1)[1], ws.indexes, reporter=reporter)
     from divrob.sources.index import index_image_folder
 
     df = index_image_folder(root, ws.indexes, key, reporter=reporter)

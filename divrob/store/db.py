@@ -10,7 +10,7 @@ from typing import Iterator
 
 from divrob.errors import DivrobError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -28,7 +28,7 @@ SCHEMA = [
         state VARCHAR, reason VARCHAR, spec VARCHAR, updated DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS epochs (
         run_id VARCHAR, phase VARCHAR, epoch INTEGER, split VARCHAR,
-        f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER,
+        f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER, score DOUBLE,
         PRIMARY KEY (run_id, phase, epoch, split))""",
     # v2: the dispatch queue and job states (written by the manager: `study run` or the scheduler);
     # v3: a run's whole progress (divrob.runs.status.Progress), throughput renamed images_per_s
@@ -53,8 +53,18 @@ def _jobs_v3(con) -> None:
             con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
 
+def _epochs_score_v4(con) -> None:
+    """3 → 4: the downstream task's own metric per split (`score`). Rows recorded before are all
+    iWildCam or camtrap-sim, whose metric is macro-F1."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'epochs'").fetchall()}
+    if "score" not in have:
+        con.execute("ALTER TABLE epochs ADD COLUMN score DOUBLE")
+        con.execute("UPDATE epochs SET score = f1_macro WHERE split != 'train'")
+
+
 # Steps from version N to N+1 beyond the idempotent CREATE TABLE IF NOT EXISTS above.
-MIGRATIONS = {1: (), 2: (_jobs_v3,)}  # 1 → 2 adds the jobs table only
+MIGRATIONS = {1: (), 2: (_jobs_v3,), 3: (_epochs_score_v4,)}  # 1 → 2 adds the jobs table only
 
 
 class StoreError(DivrobError):

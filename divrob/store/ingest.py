@@ -7,7 +7,7 @@ import time
 
 from divrob.runs.rundir import RunDir
 
-METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n")
+METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n", "score")  # score: the task's own metric
 RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated"]
 
 
@@ -22,9 +22,16 @@ def _rows(rd: RunDir) -> tuple[list, list[list]]:
     status = rd.status()
     run = [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"), status.state,
            status.reason, json.dumps(spec, sort_keys=True), status.updated or time.time()]
-    epochs = [[rd.run_id, event["phase"], int(event["epoch"]), split, *[m.get(c) for c in METRIC_COLUMNS]]
+    epochs = [[rd.run_id, event["phase"], int(event["epoch"]), split, *[_metric(m, c) for c in METRIC_COLUMNS]]
               for event in rd.events() for split, m in event.get("metrics", {}).items()]
     return run, epochs
+
+
+def _metric(m: dict, column: str):
+    if column == "score" and "score" not in m:
+        # events written before tasks had their own metric: iWildCam and camtrap-sim, macro-F1
+        return m.get("f1_macro")
+    return m.get(column)
 
 
 def ingest_runs(con, rundirs) -> int:
@@ -51,11 +58,11 @@ def ingest_runs(con, rundirs) -> int:
     if epochs:
         cols = ["run_id", "phase", "epoch", "split", *METRIC_COLUMNS]
         ep_df = pd.DataFrame(epochs, columns=cols).drop_duplicates(cols[:4], keep="last")
-        ep_df = ep_df.astype({c: "float64" for c in METRIC_COLUMNS[:4]})
+        ep_df = ep_df.astype({c: "float64" for c in METRIC_COLUMNS if c != "n"})
         ep_df["n"] = ep_df["n"].astype("Int64")
         con.register("_ingest_epochs", ep_df)
         try:
-            con.execute(f"INSERT OR REPLACE INTO epochs SELECT {', '.join(cols)} FROM _ingest_epochs")
+            con.execute(f"INSERT OR REPLACE INTO epochs ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _ingest_epochs")
         finally:
             con.unregister("_ingest_epochs")
     return len(epochs)

@@ -4,6 +4,11 @@ the large numeric tables, numpy arrays).
 A study's results come in two parts so that 100,000 runs stay fast: one row per run with its text
 fields (`study_run_table`), and the fine-tuning scores as plain numbers keyed by the run's row in
 that table (`epoch_scores`). Strings are then made once per run, not once per epoch.
+
+Splits. A run's ID test split is `id_test` unless its task says otherwise (`id_splits`: task
+label -> split, e.g. Camelyon17's `id_val`); its OOD split is chosen by the reader (`ood`: WILDS's
+`test`, a DomainNet domain, a folder task's `ood_<name>`). `score` is the task's own metric on a
+split (divrob.downstream), f1 and acc the generic macro-F1 and accuracy every split records.
 """
 
 from __future__ import annotations
@@ -14,23 +19,38 @@ if TYPE_CHECKING:  # numpy and pandas load inside the functions: `divrob results
     import numpy as np
     import pandas as pd
 
-RUN_FIELDS = ["study", "distribution", "source", "arch", "seed", "run_id", "state", "sweep"]
-SCORE_COLUMNS = ["id_f1", "ood_f1", "id_acc", "ood_acc", "id_val_f1", "val_f1"]
-RESULT_COLUMNS = ["study", "distribution", "source", "arch", "seed", "run_id", "epoch", *SCORE_COLUMNS, "state", "sweep"]
+RUN_FIELDS = ["study", "distribution", "source", "arch", "seed", "run_id", "state", "sweep", "downstream"]
+SCORE_COLUMNS = ["id_f1", "ood_f1", "id_acc", "ood_acc", "id_val_f1", "val_f1", "id_score", "ood_score"]
+RESULT_COLUMNS = ["study", "distribution", "source", "arch", "seed", "run_id", "epoch", *SCORE_COLUMNS,
+                  "ood", "metric", "downstream", "state", "sweep"]
+ID_SPLIT = "id_test"
+NOT_OOD = ("train", "id_test", "id_val")  # splits that are never an OOD split
 
-# Each score: (metric column, split). id_test is the ID test split, test the OOD one (WILDS names).
-_SCORES = {"id_f1": ("f1_macro", "id_test"), "ood_f1": ("f1_macro", "test"), "id_acc": ("acc", "id_test"),
-           "ood_acc": ("acc", "test"), "id_val_f1": ("f1_macro", "id_val"), "val_f1": ("f1_macro", "val")}
+# Each score: (metric column, role). The role "id" is the run's ID split, "ood" the chosen OOD
+# split; any other role is the split of that name.
+_SCORES = {"id_f1": ("f1_macro", "id"), "ood_f1": ("f1_macro", "ood"), "id_acc": ("acc", "id"),
+           "ood_acc": ("acc", "ood"), "id_val_f1": ("f1_macro", "id_val"), "val_f1": ("f1_macro", "val"),
+           "id_score": ("score", "id"), "ood_score": ("score", "ood")}
 
 # The study's runs, numbered in the order results are listed. `sweep` is the distribution's swept
 # keys and values as JSON (analysis.report turns them into columns); `state` is the run's last
-# known state (a running run's epochs are real results too).
+# known state (a running run's epochs are real results too); `downstream` its task's label and
+# `downstream_options` the task's other options as JSON (NULL until the run is ingested).
 _RUNS = """
     SELECT row_number() OVER (ORDER BY s.study, s.distribution, s.arch, s.seed, s.run_id) - 1 AS k,
-           s.study, s.distribution, s.source, s.arch, s.seed, s.run_id, r.state, s.sweep
+           s.study, s.distribution, s.source, s.arch, s.seed, s.run_id, r.state, s.sweep, r.downstream,
+           json_extract_string(r.spec, '$.downstream_options') AS downstream_options
     FROM study_runs s LEFT JOIN runs r ON r.run_id = s.run_id
     WHERE (? IS NULL OR s.study = ?)
 """
+
+
+def _runs_with_id_split(study: str | None, id_splits: dict[str, str]) -> tuple[str, list]:
+    """_RUNS plus each run's ID split, and the query's parameters in order."""
+    whens = " ".join("WHEN ? THEN ?" for _ in id_splits)
+    case = f"CASE r0.downstream {whens} ELSE '{ID_SPLIT}' END" if id_splits else f"'{ID_SPLIT}'"
+    params = [v for pair in id_splits.items() for v in pair]
+    return f"SELECT r0.*, {case} AS id_split FROM ({_RUNS}) r0", [*params, study, study]
 
 
 def study_run_table(con, study: str | None = None) -> pd.DataFrame:
@@ -38,68 +58,126 @@ def study_run_table(con, study: str | None = None) -> pd.DataFrame:
     return con.execute(_RUNS + " ORDER BY k", [study, study]).df()
 
 
-def epoch_scores(con, study: str | None = None, columns=SCORE_COLUMNS) -> dict[str, np.ndarray]:
+_STUDY_RUN_IDS = "SELECT run_id FROM study_runs WHERE (? IS NULL OR study = ?)"
+
+
+def study_tasks(con, study: str | None = None) -> list[tuple[str, str | None]]:
+    """The distinct (task label, options JSON) of a study's ingested runs."""
+    return con.execute(f"""
+        SELECT DISTINCT downstream, json_extract_string(spec, '$.downstream_options') FROM runs
+        WHERE run_id IN ({_STUDY_RUN_IDS}) ORDER BY 1, 2""", [study, study]).fetchall()
+
+
+def eval_splits(con, study: str | None = None) -> list[str]:
+    """Every split a study's fine-tuning epochs were evaluated on (train excluded), sorted."""
+    rows = con.execute(f"""
+        SELECT DISTINCT split FROM epochs
+        WHERE phase = 'finetune' AND split != 'train' AND run_id IN ({_STUDY_RUN_IDS})
+        ORDER BY 1""", [study, study]).fetchall()
+    return [r[0] for r in rows]
+
+
+def _picks(columns, id_splits: dict[str, str], ood: str) -> tuple[str, list, list[str]]:
+    """The FILTER expressions of `columns`, their parameters, and the splits to read."""
+    exprs, params, splits = [], [], {ID_SPLIT, *id_splits.values()}
+    for c in columns:
+        metric, role = _SCORES[c]
+        if role == "id":
+            exprs.append(f"max(e.{metric}) FILTER (WHERE e.split = r.id_split) AS {c}")
+            continue
+        split = ood if role == "ood" else role
+        exprs.append(f"max(e.{metric}) FILTER (WHERE e.split = ?) AS {c}")
+        params.append(split)
+        splits.add(split)
+    return ", ".join(exprs), params, sorted(splits)
+
+
+def epoch_scores(con, study: str | None = None, columns=SCORE_COLUMNS, ood: str | list[str] = "test",
+                 id_splits: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Per fine-tuning epoch of every run of `study_run_table`: `k` (that table's row), `epoch`
-    and the asked scores, as numpy arrays sorted by (k, epoch). A missing split is NaN."""
+    and the asked scores, as numpy arrays sorted by (k, epoch). A missing split is NaN.
+
+    `ood` a list: one row per (run, epoch, OOD split) for each split the run was evaluated on,
+    with `ood` holding the split's position in the list (sorted by k, the split, epoch)."""
     import numpy as np
 
     unknown = [c for c in columns if c not in _SCORES]
     if unknown:
         raise ValueError(f"unknown score column(s) {', '.join(unknown)}; choose from {', '.join(_SCORES)}")
-    splits = sorted({_SCORES[c][1] for c in columns})
-    picks = ", ".join(f"max(e.{_SCORES[c][0]}) FILTER (WHERE e.split = '{_SCORES[c][1]}') AS {c}" for c in columns)
-    sql = f"""
-        WITH r AS ({_RUNS})
-        SELECT r.k, e.epoch, {picks}
-        FROM r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
-        WHERE e.split IN ({', '.join('?' for _ in splits)})
-        GROUP BY r.k, e.epoch
-    """
-    out = con.execute(sql, [study, study, *splits]).fetchnumpy()
+    id_splits = dict(id_splits or {})
+    runs, run_params = _runs_with_id_split(study, id_splits)
+    parts = []
+    for i, split in enumerate([ood] if isinstance(ood, str) else ood):
+        picks, pick_params, splits = _picks(columns, id_splits, split)
+        # several OOD splits: a run not evaluated on this one has no row for it
+        having = "HAVING count(*) FILTER (WHERE e.split = ?) > 0" if not isinstance(ood, str) else ""
+        sql = f"""
+            WITH r AS ({runs})
+            SELECT r.k, e.epoch, {i} AS ood, {picks}
+            FROM r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
+            WHERE e.split IN ({', '.join('?' for _ in splits)})
+            GROUP BY r.k, e.epoch {having}
+        """
+        params = [*run_params, *pick_params, *splits, *([split] if having else [])]
+        parts.append(con.execute(sql, params).fetchnumpy())
     # Columns with NULLs come back as masked arrays: a missing score is NaN here.
-    out = {name: (np.ma.filled(np.ma.asarray(v).astype(np.float64), np.nan) if name in _SCORES
-                  else np.ma.getdata(v).astype(np.int64)) for name, v in out.items()}
-    order = np.lexsort((out["epoch"], out["k"]))
-    return {name: values[order] for name, values in out.items()}
+    out = {name: np.concatenate([(np.ma.filled(np.ma.asarray(p[name]).astype(np.float64), np.nan)
+                                  if name in _SCORES else np.ma.getdata(p[name]).astype(np.int64))
+                                 for p in parts]) for name in parts[0]}
+    order = np.lexsort((out["epoch"], out["ood"], out["k"]))
+    out = {name: values[order] for name, values in out.items()}
+    if isinstance(ood, str):
+        del out["ood"]
+    return out
 
 
-_LAST = f"""
-    WITH r AS ({_RUNS}),
+def _last(study: str | None, ood: str, id_splits: dict[str, str]) -> tuple[str, list]:
+    """Per run: its last fine-tuning epoch and the ID / OOD score there (one pass, no pivot of
+    every epoch); the query and its parameters."""
+    runs, params = _runs_with_id_split(study, id_splits)
+    return f"""
+    WITH r AS ({runs}),
     last AS (
         SELECT e.run_id, max(e.epoch) AS epoch,
-               arg_max(e.f1_macro, e.epoch) FILTER (WHERE e.split = 'id_test') AS id_f1,
-               arg_max(e.f1_macro, e.epoch) FILTER (WHERE e.split = 'test') AS ood_f1
-        FROM epochs e
-        WHERE e.phase = 'finetune' AND e.split IN ('id_test', 'test')
-          AND e.run_id IN (SELECT run_id FROM r)
+               arg_max(e.score, e.epoch) FILTER (WHERE e.split = r.id_split) AS id_score,
+               arg_max(e.score, e.epoch) FILTER (WHERE e.split = ?) AS ood_score
+        FROM r JOIN epochs e ON e.run_id = r.run_id
+        WHERE e.phase = 'finetune' AND (e.split = r.id_split OR e.split = ?)
         GROUP BY e.run_id
+        HAVING count(*) FILTER (WHERE e.split = ?) > 0
     )
-    SELECT r.k, r.distribution, r.arch, r.seed, r.run_id, r.state, last.epoch, last.id_f1, last.ood_f1
+    SELECT r.k, r.distribution, r.arch, r.seed, r.run_id, r.state, last.epoch, last.id_score, last.ood_score
     FROM r JOIN last ON last.run_id = r.run_id
-"""
-LAST_EPOCH_FIELDS = ["distribution", "arch", "seed", "run_id", "state", "epoch", "id_f1", "ood_f1"]
-GROUPED_FIELDS = ["distribution", "arch", "runs", "epochs", "id_f1", "ood_f1"]
+""", [*params, ood, ood, ood]
 
 
-def last_epochs(con, study: str | None = None) -> pd.DataFrame:
-    """Per run: its last fine-tuning epoch and the ID / OOD macro-F1 there (one pass, no pivot
-    of every epoch), with the run's fields, in listing order."""
-    return con.execute(f"SELECT {', '.join(LAST_EPOCH_FIELDS)} FROM ({_LAST}) ORDER BY k", [study, study]).df()
+LAST_EPOCH_FIELDS = ["distribution", "arch", "seed", "run_id", "state", "epoch", "id_score", "ood_score"]
+GROUPED_FIELDS = ["distribution", "arch", "runs", "epochs", "id_score", "ood_score"]
 
 
-def last_epoch_rows(con, study: str | None, limit: int) -> tuple[str, list[tuple], int]:
+def last_epochs(con, study: str | None = None, ood: str = "test",
+                id_splits: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per run with an `ood` evaluation: its last fine-tuning epoch and the ID / OOD score there,
+    with the run's fields, in listing order."""
+    sql, params = _last(study, ood, dict(id_splits or {}))
+    return con.execute(f"SELECT {', '.join(LAST_EPOCH_FIELDS)} FROM ({sql}) ORDER BY k", params).df()
+
+
+def last_epoch_rows(con, study: str | None, limit: int, ood: str = "test",
+                    id_splits: dict[str, str] | None = None) -> tuple[str, list[tuple], int]:
     """What a results table shows, as plain tuples (no pandas): ("runs", rows of
     LAST_EPOCH_FIELDS, n) for at most `limit` runs; else ("grouped", rows of GROUPED_FIELDS per
     distribution and architecture, n) with the number of runs, their mean epochs and mean
     last-epoch scores."""
+    sql, params = _last(study, ood, dict(id_splits or {}))
     # One pass over the epochs for the large case; the per-run listing is read only when small.
     grouped = con.execute(f"""
-        SELECT distribution, arch, count(*) AS runs, avg(epoch) AS epochs, avg(id_f1), avg(ood_f1)
-        FROM ({_LAST}) GROUP BY distribution, arch ORDER BY distribution, arch""", [study, study]).fetchall()
+        SELECT distribution, arch, count(*) AS runs, avg(epoch) AS epochs, avg(id_score), avg(ood_score)
+        FROM ({sql}) GROUP BY distribution, arch ORDER BY distribution, arch""", params).fetchall()
     n = sum(row[2] for row in grouped)
     if n > limit:
         return "grouped", grouped, n
-    rows = con.execute(f"SELECT {', '.join(LAST_EPOCH_FIELDS)} FROM ({_LAST}) ORDER BY k", [study, study]).fetchall()
+    rows = con.execute(f"SELECT {', '.join(LAST_EPOCH_FIELDS)} FROM ({sql}) ORDER BY k", params).fetchall()
     return "runs", rows, n
 
 

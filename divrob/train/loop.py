@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -31,6 +32,9 @@ STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while traini
 class PhaseData:
     train: DecodedImages  # at cfg.train_decode_size (train.data.phase_images)
     evals: dict[str, DecodedImages] = field(default_factory=dict)  # at cfg.image_size
+    # per eval split, the downstream task's own metric: (predictions, labels, their rows in the
+    # split) -> {"score": ..., ...}, added to the generic metrics
+    scorers: dict[str, Callable] = field(default_factory=dict)
 
 
 def make_optimizer(model, cfg: PhaseConfig):
@@ -58,7 +62,7 @@ def oom_error(phase: str, cfg: PhaseConfig, what: str = "training") -> RunError:
 
 
 def evaluate(model, data: DecodedImages, device, image_size: int, batch_size: int = 256, dist: Dist = Dist(),
-             precision: Precision | None = None) -> dict[str, float]:
+             precision: Precision | None = None, score: Callable | None = None) -> dict[str, float]:
     """WILDS metrics on the whole split (each whole frame at image_size square); in a DDP run
     each rank predicts a slice, rank 0 scores."""
     import torch
@@ -78,7 +82,10 @@ def evaluate(model, data: DecodedImages, device, image_size: int, batch_size: in
     empty = np.array([], dtype=np.int64)
     preds = dist.gather_arrays(np.concatenate(preds) if preds else empty)
     labels = dist.gather_arrays(np.concatenate(labels) if labels else empty)
-    return classification_metrics(preds, labels)
+    metrics = classification_metrics(preds, labels)
+    if score is not None and len(labels):
+        metrics.update(score(preds, labels, dist.gather_arrays(order)))  # rows: which images were scored
+    return metrics
 
 
 def _wrap(model, cfg: PhaseConfig, device, dist: Dist, recorder: PhaseRecorder):
@@ -234,7 +241,7 @@ def train_phase(
             for split, split_data in data.evals.items():
                 try:
                     metrics[split] = evaluate(model, split_data, device, cfg.image_size, dist=dist,
-                                              precision=precision)
+                                              precision=precision, score=data.scorers.get(split))
                 except torch.cuda.OutOfMemoryError:
                     raise oom_error(phase, cfg, f"evaluating {split}") from None
             recorder.append_epoch(phase, epoch, metrics, images_per_s=seen / train_seconds, skipped_images=skipped)

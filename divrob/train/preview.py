@@ -25,16 +25,18 @@ def check_phase(phase: str) -> None:
 
 def images_of(ws: Workspace, name: str, split: str | None, reporter: Reporter = SILENT):
     """Paths and labels (a numpy array) of a downstream task's split (default train) or of a
-    source's index."""
+    source's index. A name that is both (`folder:NAME`, `domainnet:DOMAIN`) is the source unless a
+    split is asked for."""
     import numpy as np
 
-    from divrob.downstream import TASKS, get_task
+    from divrob.downstream import get_task, is_task, task_names
+    from divrob.sources import known_source
 
-    if name in TASKS:
+    if is_task(name) and (split is not None or not known_source(name)):
         s = get_task(ws, name, reporter).split(split or "train")
         return list(s.paths), np.asarray(s.labels, dtype=np.int64)
     if split is not None:
-        raise DivrobError(f"--split {split!r}: only a downstream task ({', '.join(TASKS)}) has splits")
+        raise DivrobError(f"--split {split!r}: only a downstream task ({', '.join(task_names())}) has splits")
     from divrob.sources import source_index, source_root
 
     df = source_index(ws, name, reporter)

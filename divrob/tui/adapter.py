@@ -226,7 +226,7 @@ class DivrobAdapter:
             return RecipeView(Path(path), error_field=e.field or None, error_reason=e.reason)
         s = r.study
         runs = len(r.distributions) * len(s.archs) * len(s.seeds)
-        summary = (f"downstream {s.downstream} · archs {', '.join(s.archs)} · seeds "
+        summary = (f"downstream {s.downstream_label} · archs {', '.join(s.archs)} · seeds "
                    f"{', '.join(map(str, s.seeds))} · {len(r.distributions)} distributions, {runs} runs")
         rows = [{"distribution": ed.distribution.name, **ed.distribution.summary(),
                  "sweep": ", ".join(f"{k}={v}" for k, v in ed.sweep.items()) or "-"}
@@ -404,7 +404,9 @@ class DivrobAdapter:
 
     def group_fields(self, points) -> list[str]:
         """Columns a trend can be grouped by: run fields, then swept recipe keys."""
-        skip = {"run_id", "epoch", "id_f1", "ood_f1", "id_acc", "ood_acc", "id_val_f1", "val_f1", "state"}
+        from divrob.store.queries import SCORE_COLUMNS
+
+        skip = {"run_id", "epoch", "state", "metric", *SCORE_COLUMNS}
         first = [c for c in ("distribution", "source", "arch", "seed", "axis") if c in points.columns]
         return first + [c for c in points.columns if c not in skip and c not in first]
 
