@@ -24,7 +24,7 @@ def init(
 
 
 def models() -> None:
-    """List the architectures and downstream tasks a recipe may name."""
+    """List the architectures, downstream tasks and weight sources a recipe may name."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -44,6 +44,13 @@ def models() -> None:
         options = ", ".join(kind.Options.model_fields) or "-"
         tasks.add_row(escape(shown), escape(options), escape(kind.summary))
     console.print(tasks)
+    from divrob.archs import WEIGHT_SOURCES
+
+    sources = Table("weights", "what it is",
+                    title=escape('weight sources (recipe: [[distribution]] pretrain = { weights = "..." })'))
+    for form, what in WEIGHT_SOURCES.items():
+        sources.add_row(escape(form), escape(what))
+    console.print(sources)
 
 
 def demo(

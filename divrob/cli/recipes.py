@@ -75,6 +75,9 @@ def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
             if d.is_scratch:
                 table.add_row(d.name, "(no pre-training)", "-", "-", "-", "-")
                 continue
+            if d.weights is not None:
+                table.add_row(d.name, f"(weights {d.weights})", "-", "-", "-", "-")
+                continue
             info = build_manifest(ws, d, reporter)
             infos.append((d.name, info))
             table.add_row(d.name, info.manifest_id, str(info.n_classes), str(info.n_images),
