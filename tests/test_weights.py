@@ -301,3 +301,19 @@ def test_open_clip_tower_from_a_local_checkpoint(tmp_path):
     assert spec["arch"] == "open_clip:divrob-tiny-clip"  # the tower's own, not the study's archs
     last = torch.load(ws.runs / rid / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert last["fc.weight"].shape == (3, 16) and "visual.conv1.weight" in last
+
+
+@pytest.mark.slow
+def test_study_plan_names_the_missing_torchvision_file_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    ws = _workspace(tmp_path)
+    recipe = _recipe(tmp_path, '[[distribution]]\nname = "scratch"\n\n'
+                     '[[distribution]]\nname = "imagenet-full"\npretrain = { weights = "torchvision:IMAGENET1K_V1" }\n')
+    res = CliRunner().invoke(app, ["study", "run", str(recipe), "-w", str(ws.root)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert "distribution 'imagenet-full': torchvision weights MobileNet_V3_Small_Weights.IMAGENET1K_V1" in out
+    assert f"at{tmp_path / 'th' / 'hub' / 'checkpoints' / TV_FILE}" in out.replace(" ", "")  # where to put it
+    assert not any((ws.runs).iterdir())  # no run directory was made
+    models = CliRunner().invoke(app, ["models"])
+    assert models.exit_code == 0 and "open_clip:ARCH:PATH" in models.output and "torchvision:WEIGHTS" in models.output

@@ -32,7 +32,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
 
     for f in files:
         r = load_recipe(f)
-        runs = len(r.distributions) * len(r.study.archs) * len(r.study.seeds) * len(r.study.tasks)
+        runs = (sum(len(ed.distribution.run_archs(r.study.archs)) for ed in r.distributions)
+                * len(r.study.seeds) * len(r.study.tasks))
         console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
 
 

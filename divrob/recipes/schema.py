@@ -263,6 +263,15 @@ class Distribution(_Strict):
         """The external weights it starts from, or None (pre-trained by divrob, or scratch)."""
         return self.pretrain.weights if isinstance(self.pretrain, PretrainWeights) else None
 
+    def run_archs(self, study_archs: list[str]) -> list[str]:
+        """The architectures its runs train: the study's, except that a CLIP checkpoint
+        (open_clip:<arch>:<path>) brings its own tower, `open_clip:<arch>`, and trains only that."""
+        from divrob.archs import parse_weights
+
+        if self.weights is not None and parse_weights(self.weights).kind == "open_clip":
+            return [parse_weights(self.weights).model_arch("")]
+        return list(study_archs)
+
     @property
     def builds_manifest(self) -> bool:
         """Whether divrob samples and pre-trains on it (not scratch, not external weights)."""

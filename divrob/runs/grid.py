@@ -105,12 +105,10 @@ def _archs_and_weights(ws: Workspace, dist, study_archs: list[str]):
     brings its own tower: its runs train that one architecture, not the study's."""
     if dist.weights is None:
         return study_archs, {}, None
-    from divrob.archs import parse_weights
     from divrob.errors import WeightsError
     from divrob.train.weights import resolve_weights
 
-    ref = parse_weights(dist.weights)
-    archs = [ref.model_arch(a) for a in study_archs] if ref.kind != "open_clip" else [ref.model_arch("")]
+    archs = dist.run_archs(study_archs)
     try:
         weights = {arch: resolve_weights(ws, dist.weights, arch) for arch in archs}
     except WeightsError as e:

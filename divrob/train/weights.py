@@ -9,6 +9,7 @@ cache, CLIP towers from a local open_clip checkpoint."""
 from __future__ import annotations
 
 import os
+import pickle
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,7 @@ def build_clip(clip_arch: str, checkpoint: str | None, num_classes: int, seed: i
     if checkpoint is not None:
         try:
             open_clip.load_checkpoint(clip, checkpoint)
-        except (RuntimeError, KeyError) as e:
+        except (RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(f"open_clip checkpoint {checkpoint} does not fit {clip_arch} at {image_size} px "
                                f"({first}); is it a {clip_arch} checkpoint? A ResNet tower needs finetune "
