@@ -17,8 +17,6 @@ The indexes are DataFrames in the real SourceIndex shape, built here (no files):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
