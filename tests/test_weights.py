@@ -5,9 +5,11 @@ follows the file's bytes; the default fine-tuning mode keeps every existing run 
 
 from __future__ import annotations
 
+import io
 import json
 
 import duckdb
+import pandas as pd
 import pytest
 import torch
 from test_folder_task import shift_workspace, write_shift
@@ -220,6 +222,7 @@ pretrain = {{ weights = "@init-st" }}
     finally:
         con.close()
     assert sources["st"] == "@init-st"
+    _resumable(ws, *runs["pt"])
 
 
 @pytest.mark.slow
@@ -259,6 +262,12 @@ def test_torchvision_weights_from_a_temporary_torch_cache(tmp_path, monkeypatch)
     assert spec["weights"]["name"] == "MobileNet_V3_Small_Weights.IMAGENET1K_V1"
     assert spec["weights"]["path"] == str(cache / TV_FILE)
     assert "weights: torchvision:IMAGENET1K_V1" in (ws.runs / rid / "log.txt").read_text()
+    out = CliRunner().invoke(app, ["results", "--study", "w", "--ood", "ood_snow", "--format", "csv", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    df = pd.read_csv(io.StringIO(out.output))  # a run like any other in the results table
+    assert set(zip(df["distribution"], df["source"], df["arch"])) == {("imagenet-full", "torchvision:IMAGENET1K_V1", ARCH)}
+    assert len(df) == 2 and df["ood_score"].notna().all()  # both epochs, scored
+    _resumable(ws, rid, spec)
     from torch import hub
 
     assert hub.get_dir() == str(tmp_path / "th" / "hub")  # the loader left torch's hub dir alone
@@ -301,6 +310,17 @@ def test_open_clip_tower_from_a_local_checkpoint(tmp_path):
     assert spec["arch"] == "open_clip:divrob-tiny-clip"  # the tower's own, not the study's archs
     last = torch.load(ws.runs / rid / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert last["fc.weight"].shape == (3, 16) and "visual.conv1.weight" in last
+    _resumable(ws, rid, spec)
+
+
+def _resumable(ws, rid, spec):
+    """A resumed fine-tune builds the model without reading the weights file and loads its own
+    checkpoint into it: the two must have the same keys and shapes."""
+    from divrob.train.weights import build_initial_model
+
+    last = torch.load(ws.runs / rid / "checkpoints" / "last.pt", weights_only=False)["model"]
+    bare = build_initial_model(spec["arch"], spec["weights"], 3, seed=1, image_size=32, load=False)
+    assert {k: tuple(v.shape) for k, v in bare.state_dict().items()} == {k: tuple(v.shape) for k, v in last.items()}
 
 
 @pytest.mark.slow
@@ -317,3 +337,6 @@ def test_study_plan_names_the_missing_torchvision_file_and_writes_nothing(tmp_pa
     assert not any((ws.runs).iterdir())  # no run directory was made
     models = CliRunner().invoke(app, ["models"])
     assert models.exit_code == 0 and "open_clip:ARCH:PATH" in models.output and "torchvision:WEIGHTS" in models.output
+    helped = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert "Initial weights instead of pre-training: PATH, torchvision:WEIGHTS, open_clip:ARCH:PATH" in " ".join(
+        helped.output.split())
