@@ -13,9 +13,9 @@ import numpy as np
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
 from divrob.train import interrupt
+from divrob.train.archs import freeze_backbone_stats, set_linear_probe
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
-from divrob.train.archs import freeze_backbone_stats, set_linear_probe
 from divrob.train.crops import epoch_generator
 from divrob.train.data import DecodedImages, batch_order
 from divrob.train.distributed import Dist
