@@ -45,8 +45,6 @@ class RunSpec:
         if ft.mode == "lp-ft" and (ft.lp_epochs or 0) >= ft.epochs:
             raise RunError(f"finetune: lp-ft needs lp_epochs ({ft.lp_epochs}) below epochs ({ft.epochs}); "
                            "raise epochs or lower lp_epochs in the recipe's [study] finetune settings")
-        if self.pretrain is not None and self.pretrain.mode != "full":
-            raise RunError("pretrain: mode applies to fine-tuning only")
 
     @property
     def is_scratch(self) -> bool:
