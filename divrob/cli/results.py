@@ -177,7 +177,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
                                        n_boot=n_boot, seed=seed)
     points = load_points(ws, study, where, for_analysis=True, ood=check_ood(ood, facet))
     if points.empty:
-        console.print(f"study {study!r} has no fine-tuning epochs recorded yet")
+        console.print(f"study {study!r} has no fine-tuning epochs recorded yet", markup=False)
         return
     if facet == "ood":
         analyses = analyse_each_ood(points, reading)
@@ -202,7 +202,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
         print_notes(analysis.notes)
     if export is not None:
         path = export_figure(panels, export, study, bands)
-        console.print(f"figure written to [bold]{path}[/]")
+        console.print(f"figure written to [bold]{escape(str(path))}[/]")
 
 
 def _colors(analysis) -> dict[str, str]:
@@ -273,7 +273,7 @@ def results(
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             points.to_parquet(tmp, index=False)
-        err_console.print(f"{len(points)} rows written to {output}")
+        err_console.print(f"{len(points)} rows written to {output}", markup=False)
         return
     text = (points.to_csv(index=False) if fmt == "csv"
             else json.dumps(json.loads(points.to_json(orient="records")), indent=2) + "\n")
@@ -283,7 +283,7 @@ def results(
         from divrob.fileio import write_text_atomic
 
         write_text_atomic(output, text)
-        err_console.print(f"{len(points)} rows written to {output}")
+        err_console.print(f"{len(points)} rows written to {output}", markup=False)
 
 
 @plot_app.command()

@@ -10,6 +10,7 @@ import os
 
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
+from divrob.runs.claim import claim_run
 from divrob.runs.rundir import RunDir
 from divrob.runs.spec import RunSpec
 from divrob.workspace import Workspace
@@ -65,19 +66,30 @@ def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
     return task.num_classes, PhaseData(train=dec("train"), evals=evals, scorers=scorers)
 
 
-def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:
-    """Run (or resume) one RunSpec to completion in this process (or as one rank of a DDP run)."""
+def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT, *, claim_wait_s: float = 0.0) -> RunDir:
+    """Run (or resume) one RunSpec to completion in this process (or as one rank of a DDP run).
+
+    The run is claimed first (`divrob.runs.claim`; rank 0 claims for a DDP run): while another
+    live process trains it, this waits up to `claim_wait_s`, then raises RunClaimed without
+    touching the run directory."""
     from divrob.train.distributed import Dist
 
     dist = Dist.from_env()
     rd = RunDir.for_spec(ws.runs, spec, writer=dist.is_main)
-    if rd.is_finished:
+    claim = claim_run(rd.path, wait_s=claim_wait_s) if dist.is_main else None
+    try:
+        if rd.is_finished:
+            return rd
+        if claim is not None:
+            rd.prepare_resume()
+        rd.set_status("running", pid=os.getpid(), world_size=dist.world)
+        with rd.recording_failure():
+            _execute(ws, spec, rd, reporter, dist)
+        rd.set_status("finished")
         return rd
-    rd.set_status("running", pid=os.getpid(), world_size=dist.world)
-    with rd.recording_failure():
-        _execute(ws, spec, rd, reporter, dist)
-    rd.set_status("finished")
-    return rd
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
+from divrob.fileio import append_jsonl, read_jsonl, truncate_torn_tail, write_json_atomic
 from divrob.runs.spec import RunSpec
 from divrob.runs.status import RunStatus, read_status, with_progress, write_status
 from divrob.states import STATES
@@ -109,6 +109,24 @@ class RunDir:
         if not self.writer:
             return
         write_status(self.status_path, with_progress(self.status(), time.time(), **progress))
+
+    def prepare_resume(self) -> list[str]:
+        """Before (re)starting, as the run's claimed owner: remove the temporary files a killed
+        writer left (a half-written checkpoint can be GBs) and cut a torn last line of
+        events.jsonl (a kill mid-append). Returns what it did, for the log."""
+        if not self.writer:
+            return []
+        done = []
+        for d in (self.path, self.checkpoints):
+            for tmp in sorted(d.glob(".*.tmp")) if d.is_dir() else ():
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    done.append(f"removed the orphan temporary file {tmp.name}")
+        if truncate_torn_tail(self.events_path):
+            done.append(f"cut a torn last line from {self.events_path.name}")
+        for line in done:
+            self.log(line)
+        return done
 
     @property
     def is_finished(self) -> bool:
