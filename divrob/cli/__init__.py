@@ -94,6 +94,9 @@ results.register(app)
 from divrob.cli import compare  # noqa: E402
 
 compare.register(app)
+from divrob.cli import doctor as doctor_command  # noqa: E402
+
+doctor_command.register(app)
 from divrob.cli import tui as tui_command  # noqa: E402
 
 tui_command.register(app)

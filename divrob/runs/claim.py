@@ -46,7 +46,7 @@ class Claim:
         now = time.time() if now is None else now
         if self.host == socket.gethostname():
             start = _proc_start(self.pid)
-            if not _pid_alive(self.pid):
+            if not pid_alive(self.pid):
                 return f"its owner (pid {self.pid}) is gone"
             if self.proc_start and start and start != self.proc_start:
                 return f"its owner (pid {self.pid}) is gone (the pid now runs another process)"
@@ -88,16 +88,20 @@ def _read(path: Path) -> Claim | None:
         return Claim(host="?", pid=-1, token=f"unreadable:{mtime}", since=mtime, heartbeat=mtime)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process of this host runs under `pid` (a zombie, exited but not reaped, is gone)."""
+    if not pid or int(pid) <= 0:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _proc_start(pid: int) -> str | None:
