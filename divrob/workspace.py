@@ -43,6 +43,8 @@ class ComputeConfig(BaseModel):
     device: str = "auto"
     num_workers: int = Field(2, ge=0)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
+    max_unreadable_fraction: float = Field(0.01, ge=0, le=1, description="a run whose images (of any phase's "
+                                           "split) are unreadable beyond this fraction fails, listing the first")
 
 
 class DemoConfig(BaseModel):
@@ -126,6 +128,7 @@ domainnet = ""  # DomainNet: <domain>/<class>/<image> plus <domain>_train.txt an
 device = "auto"     # "auto" (cuda when available), "cpu" or "cuda"
 num_workers = 2     # DataLoader worker processes on the CPU path
 threads = 0         # torch CPU threads; 0 leaves torch's default
+max_unreadable_fraction = 0.01  # a run fails when more of a split's images than this cannot be read
 
 [executor]
 default = "inline"  # `divrob study run` executor: "inline", "local", "submitit-local" or "slurm"

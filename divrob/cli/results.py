@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from divrob.analysis import ALL_OOD, BOOTSTRAP_UNITS, ID_COL, N_BOOT, OOD_COL, TRANSFORMS
-from divrob.cli.common import WorkspaceOpt, console, err_console
+from divrob.cli.common import WorkspaceOpt, console, err_console, styled
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
 
@@ -232,6 +232,22 @@ def export_figure(panels: dict, path: Path, title: str, bands: str = "shade") ->
         return export_panels(panels, path, title=title, bands=bands)
 
 
+def _print_run_notes(ws, study: str | None) -> None:
+    """Below the table: damaged runs and runs that skipped unreadable images (in the store)."""
+    from divrob.analysis.studies import resolve_study
+    from divrob.store.db import read_connection
+    from divrob.store.queries import run_notes
+
+    with read_connection(ws.db_path) as con:
+        notes = run_notes(con, resolve_study(ws, study) if study else None)
+    for run_id, state, reason, unreadable, images in notes:
+        if state == "damaged":
+            console.print(styled(f"damaged {run_id}: {reason} (`divrob study run` repairs it; `divrob doctor`)"))
+        if unreadable:
+            console.print(f"run {run_id}: {unreadable} of {images} images were unreadable and skipped",
+                          markup=False, highlight=False)
+
+
 def results(
     study: Annotated[Optional[str], typer.Option("--study", "-s", help="Study name or recipe file (default: all).")] = None,
     where: WhereOpt = None,
@@ -268,6 +284,7 @@ def results(
             kind, rows, n, split, metric = results_table(ws, resolve_study(ws, study) if study else None,
                                                          SUMMARY_ROWS, ood)
             print_results_table(kind, rows, n, metric=metric, ood=split)
+        _print_run_notes(ws, study)
         return
     points = load_points(ws, study, where, ood=ood)
     if fmt == "parquet":

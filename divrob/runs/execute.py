@@ -30,7 +30,29 @@ def pick_device(ws: Workspace, dist=None):
     return resolve_device(want, where=f"compute.device in {ws.config_path}")
 
 
-def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+def check_unreadable(ws: Workspace, rd: RunDir, reporter: Reporter, what: str, paths, decoded) -> None:
+    """Count a split's unreadable images: said when the run starts, kept in the run's status
+    (and so in the store and `divrob results`); beyond `max_unreadable_fraction` the run fails
+    naming the first files."""
+    import numpy as np
+
+    bad = np.nonzero(~decoded.valid)[0]
+    rd.add_unreadable(what, int(len(bad)), len(paths))
+    if not len(bad):
+        return
+    frac = len(bad) / max(len(paths), 1)
+    message = f"{what}: {len(bad)} of {len(paths)} images are unreadable ({frac:.1%}) and skipped"
+    reporter.log(f"run {rd.run_id}: {message}")
+    rd.log(message)
+    limit = ws.config.compute.max_unreadable_fraction
+    if frac > limit:
+        first = ", ".join(str(paths[i]) for i in bad[:5])
+        raise RunError(f"run {rd.run_id}: {what}: {len(bad)} of {len(paths)} images are unreadable ({frac:.1%} > "
+                       f"max_unreadable_fraction = {limit:g} in {ws.config_path}); the first: {first}; replace or "
+                       "remove them (then re-index the source), or raise the limit")
+
+
+def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter, rd: RunDir):
     import numpy as np
 
     from divrob.recipes.manifest import load_manifest
@@ -43,10 +65,11 @@ def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
     paths = [roots[s] / p for s, p in zip(rows["source"], rows["path"])]
     train = phase_images(paths, rows["label"].to_numpy(np.int64), spec.pretrain, ws.cache, training=True,
                          reporter=reporter, description=f"decoding manifest {spec.manifest_id[:8]}")
+    check_unreadable(ws, rd, reporter, "pretrain", paths, train)
     return PhaseData(train=train, evals={})
 
 
-def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter, rd: RunDir):
     from functools import partial
 
     from divrob.downstream import get_task, task_of_spec
@@ -57,8 +80,10 @@ def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
 
     def dec(split: str):
         s = task.split(split)
-        return phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
-                            reporter=reporter, description=f"decoding {task.name} {split}")
+        decoded = phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
+                               reporter=reporter, description=f"decoding {task.name} {split}")
+        check_unreadable(ws, rd, reporter, f"finetune {split}", s.paths, decoded)
+        return decoded
 
     evals = {s: dec(s) for s in task.eval_splits}
     # every evaluation split is also scored by the task's own metric (WILDS: the dataset's eval())
@@ -121,7 +146,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
 
     if not spec.is_scratch and not in_finetune and not pretrained_path.exists():
         with dist.main_first():  # rank 0 fills the decode cache, the others then read it
-            data = _pretrain_data(ws, spec, reporter)
+            data = _pretrain_data(ws, spec, reporter, rd)
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
@@ -132,7 +157,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
         dist.barrier()  # nobody reads pretrained.pt before rank 0 has written it
 
     with dist.main_first():
-        num_classes, data = _finetune_data(ws, spec, reporter)
+        num_classes, data = _finetune_data(ws, spec, reporter, rd)
     torch.manual_seed(spec.seed)
     if spec.is_scratch:
         model = build_model(spec.arch, num_classes)

@@ -240,6 +240,23 @@ class RunDir:
             new = replace(new, started=now)
         write_status(self.status_path, new)
 
+    def add_unreadable(self, what: str, unreadable: int, images: int) -> None:
+        """Count a split's unreadable images into the status (once per split: a resumed run that
+        decodes it again replaces its count; the per-split counts are kept in unreadable.json)."""
+        if not self.writer:
+            return
+        from divrob.fileio import write_json_atomic as write
+
+        path = self.path / "unreadable.json"
+        try:
+            per = json.loads(path.read_text())
+        except (OSError, ValueError):
+            per = {}
+        per[what] = [unreadable, images]
+        write(path, per)
+        write_status(self.status_path, replace(self.status(), unreadable=sum(v[0] for v in per.values()),
+                                               images=sum(v[1] for v in per.values())))
+
     def set_progress(self, **progress: Any) -> None:
         """Record a running run's progress: phase, epoch, epochs, step, steps_per_epoch,
         images_per_s (`divrob.train.recorder.PhaseRecorder`; callers rate-limit: one atomic write)."""

@@ -10,7 +10,8 @@ import time
 from divrob.runs.rundir import RunDir
 
 METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n", "score")  # score: the task's own metric
-RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated"]
+RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated",
+               "unreadable", "images"]
 
 
 def ingest_run(con, rd: RunDir) -> int:
@@ -30,7 +31,7 @@ def _rows(rd: RunDir) -> tuple[list, list[list]]:
         status = rd.observed() if status.state == "running" else status  # a dead process is reconciled
         state, reason = status.state, status.reason
     run = [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"), state,
-           reason, json.dumps(spec, sort_keys=True), status.updated or time.time()]
+           reason, json.dumps(spec, sort_keys=True), status.updated or time.time(), status.unreadable, status.images]
     epochs = [[rd.run_id, event["phase"], int(event["epoch"]), split, *[_metric(m, c) for c in METRIC_COLUMNS]]
               for event in check.events for split, m in event.get("metrics", {}).items()]
     return run, epochs
@@ -59,9 +60,11 @@ def ingest_runs(con, rundirs) -> int:
         epochs += rows
     if runs:
         run_df = pd.DataFrame(runs, columns=RUN_COLUMNS).drop_duplicates("run_id", keep="last")
+        run_df = run_df.astype({"unreadable": "Int64", "images": "Int64"})
         con.register("_ingest_runs", run_df)
         try:
-            con.execute(f"INSERT OR REPLACE INTO runs SELECT {', '.join(RUN_COLUMNS)} FROM _ingest_runs")
+            cols = ", ".join(RUN_COLUMNS)
+            con.execute(f"INSERT OR REPLACE INTO runs ({cols}) SELECT {cols} FROM _ingest_runs")
             # the run directory is the truth: epoch rows it no longer backs (a line lost or damaged
             # since the last ingest) go; the intact ones are inserted again below
             con.execute("DELETE FROM epochs WHERE run_id IN (SELECT run_id FROM _ingest_runs)")
