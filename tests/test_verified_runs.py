@@ -158,3 +158,64 @@ def test_doctor_finds_and_fixes_what_is_safe(ws):
     assert dead_run.status().state == "failed" and damaged.status().state == "failed"
     res = runner.invoke(app, ["doctor", "-w", str(ws.root)], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "nothing to repair" in res.output, res.output
+
+
+PLAN_RECIPE = """
+[study]
+name = "v"
+downstream = "camtrap-sim"
+archs = ["resnet18"]
+seeds = [0]
+finetune = { epochs = 2, image_size = 16 }
+
+[[distribution]]
+name = "scratch"
+"""
+
+
+def test_study_plan_and_jobs_ls_show_a_damaged_run_as_such(ws, tmp_path):
+    from divrob.dispatch.control import list_jobs
+    from divrob.dispatch.jobs import Job, upsert_jobs
+    from divrob.recipes.load import load_recipe
+    from divrob.runs.grid import plan_study
+
+    recipe = tmp_path / "v.toml"
+    recipe.write_text(PLAN_RECIPE)
+    (pr,) = plan_study(ws, load_recipe(recipe)).runs
+    rd = RunDir.for_spec(ws.runs, pr.spec)
+    for epoch in (1, 2):
+        rd.append_epoch("finetune", epoch, {"test": {"f1_macro": 0.5, "acc": 0.5, "n": 4}})
+    rd.set_status("finished")
+    with write_connection(ws.db_path) as con:
+        upsert_jobs(con, [Job(rd.run_id, "run", "v", "scratch", executor="local", state="finished")])
+    runner = CliRunner()
+    res = runner.invoke(app, ["study", "plan", str(recipe), "-w", str(ws.root)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "finished (never redone)" in res.output and "0 of 1 runs to do" in res.output
+    lines = rd.events_path.read_text().splitlines(keepends=True)
+    rd.events_path.write_text(lines[0])  # the finished run's last line is gone
+    res = runner.invoke(app, ["study", "plan", str(recipe), "-w", str(ws.root)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "damaged (will repair and resume)" in res.output and "lacks fine-tuning epoch(s) 2" in res.output
+    assert "1 of 1 runs to do" in res.output
+    (job,) = list_jobs(ws)
+    assert job.state == "damaged" and "lacks fine-tuning epoch(s) 2" in job.reason
+    res = runner.invoke(app, ["jobs", "ls", "-w", str(ws.root)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "damaged" in res.output, res.output
+
+
+def test_atomic_writes_fsync_the_file_and_its_folder(tmp_path, monkeypatch):
+    # durability cannot be observed without cutting the power: record the fsync calls instead
+    from divrob import fileio
+
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", spy)
+    target = tmp_path / "sub" / "x.json"
+    fileio.write_json_atomic(target, {"a": 1})
+    assert len(synced) == 2 and synced[0].endswith(".tmp") and synced[1] == str(tmp_path / "sub")
+    assert json.loads(target.read_text()) == {"a": 1} and not list(target.parent.glob("*.tmp"))
