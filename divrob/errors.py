@@ -26,6 +26,12 @@ class WorkspaceError(DivrobError):
     """A workspace that is missing, unreadable or badly configured."""
 
 
+class ConfigError(WorkspaceError):
+    """A divrob.toml, or a workspace path, that the user must correct (a usage mistake)."""
+
+    exit_code = 2
+
+
 class SourceError(DivrobError):
     """A data source that is missing, in the wrong layout, or cannot give what was asked."""
 
@@ -43,5 +49,11 @@ class RunError(DivrobError):
 class WeightsError(DivrobError):
     """External initial weights that cannot be found or do not fit the model: says which file or
     keys, and what to do."""
+
+    exit_code = 2
+
+
+class OutputPathError(DivrobError):
+    """A file to write whose path cannot hold one: a parent is a file, or it is a directory."""
 
     exit_code = 2

@@ -50,17 +50,60 @@ def short_hash(obj: Any, length: int = 16) -> str:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from co-workers
     try:
         yield tmp_path
+        fsync_path(tmp_path)
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a written file's data to disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or creation in a directory durable; a no-op where directories cannot be
+    opened or synced (some network filesystems)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Make `path`'s folder (as `mkdir -p`) so a file can be written there; OutputPathError when
+    the path cannot hold a file: it is a directory, or one of its parents is a file."""
+    from divrob.errors import OutputPathError
+
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a directory; give a file name")
+    for above in path.parents:
+        if above.exists():
+            if not above.is_dir():
+                raise OutputPathError(f"cannot write {path}: {above} is a file, not a directory; choose another path")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _umask() -> int:
@@ -93,6 +136,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,3 +166,20 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def truncate_torn_tail(path: str | os.PathLike) -> bool:
+    """Cut a last line that lacks its newline (a writer killed mid-append); True if it cut one."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    if not data or data.endswith(b"\n"):
+        return False
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return True

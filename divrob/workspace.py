@@ -10,7 +10,7 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from divrob.errors import WorkspaceError
+from divrob.errors import ConfigError, WorkspaceError
 from divrob.fileio import write_text_atomic
 
 if sys.version_info >= (3, 11):
@@ -24,7 +24,7 @@ CONFIG_NAME = "divrob.toml"
 
 
 class DatasetRoots(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     imagenet: str = Field("", description="ILSVRC-2012 root holding train/<wnid>/*.JPEG")
     inat2017: str = Field("", description="iNaturalist 2017 root holding train2017.json")
@@ -39,17 +39,19 @@ class DatasetRoots(BaseModel):
 
 
 class ComputeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     device: str = "auto"
     num_workers: int = Field(2, ge=0)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
+    max_unreadable_fraction: float = Field(0.01, ge=0, le=1, description="a run whose images (of any phase's "
+                                           "split) are unreadable beyond this fraction fails, listing the first")
 
 
 class DemoConfig(BaseModel):
     """Sizes of the generated offline data (demo-shapes, camtrap-sim)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     shapes_classes: int = Field(24, ge=2)
     shapes_per_class: int = Field(120, ge=1)
@@ -65,7 +67,7 @@ EXECUTORS = ("inline", "local", "submitit-local", "slurm")
 class ExecutorConfig(BaseModel):
     """How `divrob study run` dispatches jobs (the CLI flags override these)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     default: Literal["inline", "local", "submitit-local", "slurm"] = "inline"
     gpus: Union[Literal["auto"], list[int]] = Field("auto", description="GPU indices for local slots")
@@ -78,7 +80,7 @@ class ExecutorConfig(BaseModel):
 class SlurmConfig(BaseModel):
     """SLURM defaults for `--executor slurm` (and the limits `submitit-local` honours)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     partition: str = ""
     account: str = ""
@@ -98,7 +100,7 @@ class SlurmConfig(BaseModel):
 
 
 class WorkspaceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
     datasets: DatasetRoots = Field(default_factory=DatasetRoots)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
@@ -131,6 +133,7 @@ domainnet = ""  # DomainNet: <domain>/<class>/<image> plus <domain>_train.txt an
 device = "auto"     # "auto" (cuda when available), "cpu" or "cuda"
 num_workers = 2     # DataLoader worker processes on the CPU path
 threads = 0         # torch CPU threads; 0 leaves torch's default
+max_unreadable_fraction = 0.01  # a run fails when more of a split's images than this cannot be read
 
 [executor]
 default = "inline"  # `divrob study run` executor: "inline", "local", "submitit-local" or "slurm"
@@ -240,18 +243,27 @@ class Workspace:
 
     def ensure_dirs(self) -> None:
         for d in (self.indexes, self.manifests, self.runs, self.cache, self.figures, self.data):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise WorkspaceError(f"workspace folder {d}: {e.strerror or e}; make it a writable directory") from None
 
 
 def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
     """Create a workspace (idempotent: an existing divrob.toml is kept as it is)."""
     root = resolve_root(path)
-    if root.exists() and not root.is_dir():
-        raise WorkspaceError(f"{root} exists and is not a directory; choose another workspace path")
-    root.mkdir(parents=True, exist_ok=True)
-    cfg = root / CONFIG_NAME
-    if not cfg.exists():
-        write_text_atomic(cfg, CONFIG_TEMPLATE)
+    for above in (root, *root.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise ConfigError(f"{above} is a file, so no workspace can be made at {root}; choose another path")
+            break
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = root / CONFIG_NAME
+        if not cfg.exists():
+            write_text_atomic(cfg, CONFIG_TEMPLATE)
+    except OSError as e:
+        raise WorkspaceError(f"cannot create the workspace {root}: {e.strerror or e} ({e.filename or root})") from None
     ws = open_workspace(root)
     ws.ensure_dirs()
     return ws
@@ -269,13 +281,14 @@ def open_workspace(path: str | os.PathLike | None = None) -> Workspace:
     try:
         raw = tomllib.loads(cfg_path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise WorkspaceError(f"{cfg_path}: not valid TOML: {e}") from None
+        raise ConfigError(f"{cfg_path}: not valid TOML: {e}") from None
     try:
         config = WorkspaceConfig.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise WorkspaceError(f"{cfg_path}: {field}: {err['msg']}") from None
+        msg = "unknown key (check its spelling against the README)" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{cfg_path}: {field}: {msg}") from None
     ws = Workspace(root=root, config=config)
     ws.ensure_dirs()
     return ws

@@ -63,7 +63,7 @@ def test_nested_sweep_and_dotted_name(tmp_path):
         ('[[distribution]]\nname = "a-{total}"\nsource = "demo-shapes"\ntotal = [5, 0]\n', "distribution[0].total", "greater than 0"),
         ('[[distribution]]\nname = "a"\nsource = "demo-shapes"\ntotal = [5, 6]\n', "distribution[0]", "must mention the swept keys"),
         ('[[distribution]]\nname = "a"\n', "distribution[0]", "has no source"),
-        ('[[distribution]]\nname = "a"\nsource = "x"\n[[distribution]]\nname = "a"\nsource = "y"\n', "distribution[1].name", "already the name"),
+        ('[[distribution]]\nname = "a"\nsource = "demo-shapes"\n[[distribution]]\nname = "a"\nsource = "imagenet"\n', "distribution[1].name", "already the name"),
     ],
 )
 def test_bad_recipes_name_file_field_and_reason(tmp_path, body, field, reason):

@@ -15,12 +15,45 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except DivrobError as e:
-            from rich.markup import escape
-
-            from divrob.cli.common import err_console
-
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            _error(str(e))
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:  # the machine refused: a path not writable, a disk full, ...
+            _error(_os_message(e))
+            raise typer.Exit(1) from None
+        except Exception as e:
+            store = _store_damage(e)
+            if store is None:
+                raise
+            _error(store)
+            raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    from rich.markup import escape
+
+    from divrob.cli.common import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _os_message(e: OSError) -> str:
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+    what = e.strerror or type(e).__name__
+    return (f"{what}: {where}; check that the path exists, is a directory where one is needed, is writable "
+            "and that its disk has space" if where else f"{what}: {e}")
+
+
+def _store_damage(e: Exception) -> str | None:
+    """A message for a DuckDB error that means the store file is damaged; None for anything else."""
+    import sys
+
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None or not isinstance(e, duckdb.Error):
+        return None
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return (f"the store (divrob.duckdb) cannot be read: {first}; move divrob.duckdb out of the workspace and run "
+            "`divrob study run RECIPE` again: it rebuilds the store from the run directories (finished runs are "
+            "not trained again)")
 
 
 def _epilog() -> str:
@@ -63,6 +96,9 @@ results.register(app)
 from divrob.cli import compare  # noqa: E402
 
 compare.register(app)
+from divrob.cli import doctor as doctor_command  # noqa: E402
+
+doctor_command.register(app)
 from divrob.cli import tui as tui_command  # noqa: E402
 
 tui_command.register(app)

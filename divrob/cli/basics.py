@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from divrob.cli.common import WorkspaceOpt, console
 
@@ -20,7 +21,7 @@ def init(
     from divrob.workspace import init_workspace
 
     ws = init_workspace(path or workspace)
-    console.print(f"workspace ready at [bold]{ws.root}[/]; set dataset roots in {ws.config_path}")
+    console.print(f"workspace ready at [bold]{escape(str(ws.root))}[/]; set dataset roots in {escape(str(ws.config_path))}")
 
 
 def models() -> None:
@@ -67,7 +68,7 @@ def demo(
 
     ws = init_workspace(workspace)
     rec = load_recipe(recipe or bundled(DEMO_RECIPE))
-    console.print(f"[bold]divrob demo[/]: study [cyan]{rec.study.name}[/] in {ws.root}")
+    console.print(f"[bold]divrob demo[/]: study [cyan]{escape(rec.study.name)}[/] in {escape(str(ws.root))}")
     with RichReporter() as reporter:
         outcome = run_study(ws, rec, reporter)
     _summary(outcome)
@@ -83,7 +84,7 @@ def _summary(outcome) -> None:
         f"{len(outcome.failed)} failed"
     )
     for run_id, reason in outcome.failed.items():
-        console.print(f"[red]failed[/] {run_id}: {reason}")
+        console.print(f"[red]failed[/] {run_id}: {escape(str(reason))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,7 @@ def _index(source: str, workspace):
 def index(source: SourceArg, workspace: WorkspaceOpt = None) -> None:
     """Build (or refresh) a source's index; cached until its tree changes."""
     df = _index(source, workspace)
-    console.print(f"{source}: {len(df):,} images in {df['class_name'].nunique():,} classes")
+    console.print(f"{source}: {len(df):,} images in {df['class_name'].nunique():,} classes", markup=False)
 
 
 @app.command()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -34,7 +35,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
         r = load_recipe(f)
         runs = (sum(len(ed.distribution.run_archs(r.study.archs)) for ed in r.distributions)
                 * len(r.study.seeds) * len(r.study.tasks))
-        console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
+        console.print(f"[green]ok[/] {escape(str(f))}: study {escape(repr(r.study.name))}, {len(r.distributions)} distributions, {runs} runs")
 
 
 @app.command()
@@ -44,7 +45,7 @@ def show(file: FileArg) -> None:
 
     r = load_recipe(file)
     s = r.study
-    console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream_label}; archs {', '.join(s.archs)}; seeds {s.seeds}")
+    console.print(f"study [bold cyan]{escape(s.name)}[/]: downstream {escape(s.downstream_label)}; archs {', '.join(s.archs)}; seeds {escape(str(s.seeds))}")
     table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
     for ed in r.distributions:
         d = ed.distribution.summary()

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from divrob.analysis import ALL_OOD, BOOTSTRAP_UNITS, ID_COL, N_BOOT, OOD_COL, TRANSFORMS
-from divrob.cli.common import WorkspaceOpt, console, err_console
+from divrob.cli.common import WorkspaceOpt, console, err_console, styled
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
 
@@ -177,7 +177,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
                                        n_boot=n_boot, seed=seed)
     points = load_points(ws, study, where, for_analysis=True, ood=check_ood(ood, facet))
     if points.empty:
-        console.print(f"study {study!r} has no fine-tuning epochs recorded yet")
+        console.print(f"study {study!r} has no fine-tuning epochs recorded yet", markup=False)
         return
     if facet == "ood":
         analyses = analyse_each_ood(points, reading)
@@ -202,7 +202,7 @@ def show_study(ws, study: str, *, group_by: str = "distribution", baseline: str 
         print_notes(analysis.notes)
     if export is not None:
         path = export_figure(panels, export, study, bands)
-        console.print(f"figure written to [bold]{path}[/]")
+        console.print(f"figure written to [bold]{escape(str(path))}[/]")
 
 
 def _colors(analysis) -> dict[str, str]:
@@ -230,6 +230,22 @@ def export_figure(panels: dict, path: Path, title: str, bands: str = "shade") ->
 
     with user_errors():
         return export_panels(panels, path, title=title, bands=bands)
+
+
+def _print_run_notes(ws, study: str | None) -> None:
+    """Below the table: damaged runs and runs that skipped unreadable images (in the store)."""
+    from divrob.analysis.studies import resolve_study
+    from divrob.store.db import read_connection
+    from divrob.store.queries import run_notes
+
+    with read_connection(ws.db_path) as con:
+        notes = run_notes(con, resolve_study(ws, study) if study else None)
+    for run_id, state, reason, unreadable, images in notes:
+        if state == "damaged":
+            console.print(styled(f"damaged {run_id}: {reason} (`divrob study run` repairs it; `divrob doctor`)"))
+        if unreadable:
+            console.print(f"run {run_id}: {unreadable} of {images} images were unreadable and skipped",
+                          markup=False, highlight=False)
 
 
 def results(
@@ -268,12 +284,13 @@ def results(
             kind, rows, n, split, metric = results_table(ws, resolve_study(ws, study) if study else None,
                                                          SUMMARY_ROWS, ood)
             print_results_table(kind, rows, n, metric=metric, ood=split)
+        _print_run_notes(ws, study)
         return
     points = load_points(ws, study, where, ood=ood)
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             points.to_parquet(tmp, index=False)
-        err_console.print(f"{len(points)} rows written to {output}")
+        err_console.print(f"{len(points)} rows written to {output}", markup=False)
         return
     text = (points.to_csv(index=False) if fmt == "csv"
             else json.dumps(json.loads(points.to_json(orient="records")), indent=2) + "\n")
@@ -283,7 +300,7 @@ def results(
         from divrob.fileio import write_text_atomic
 
         write_text_atomic(output, text)
-        err_console.print(f"{len(points)} rows written to {output}")
+        err_console.print(f"{len(points)} rows written to {output}", markup=False)
 
 
 @plot_app.command()

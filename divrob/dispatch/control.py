@@ -35,6 +35,10 @@ def list_jobs(ws: Workspace, *, study: str | None = None, state: str | None = No
                 job.progress = status.progress
             if not managers.get(job.executor) and job.executor != "slurm" and not pid_alive(status.pid):
                 job.reason = "lost? no manager and no process: `divrob study run` recovers it"
+        if job.kind in RUNDIR_KINDS and job.state in ("running", "finished"):
+            seen = RunDir(ws.runs / job.job_id).observed()  # a damaged dir, a dead process
+            if seen.state in ("damaged", "failed") and seen.state != job.state:
+                job.state, job.reason = seen.state, seen.reason
         if state is None or job.state == state:
             out.append(job)
     return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from divrob.errors import DivrobError
 from divrob.progress import SILENT, Reporter
 from divrob.recipes.load import Recipe
+from divrob.runs.claim import RunClaimed
 from divrob.runs.execute import execute_run
 from divrob.runs.grid import StudyPlan, plan_study
 from divrob.runs.rundir import RunDir
@@ -22,6 +23,7 @@ class StudyOutcome:
     trained: list[str] = field(default_factory=list)  # run ids run in this call
     skipped: list[str] = field(default_factory=list)  # already finished
     failed: dict[str, str] = field(default_factory=dict)  # run id → reason
+    left: dict[str, str] = field(default_factory=dict)  # run id → the live process training it (its claim)
 
 
 def record_plan(ws: Workspace, plan: StudyPlan) -> None:
@@ -61,6 +63,10 @@ def run_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> Stu
         try:
             rd = execute_run(ws, pr.spec, reporter)
             outcome.trained.append(run_id)
+        except RunClaimed as e:  # another `study run` trains it: its ingest records it
+            outcome.left[run_id] = e.owner.describe()
+            reporter.log(f"run {run_id}: left to {e.owner.describe()}, which is training it")
+            continue
         except DivrobError as e:
             outcome.failed[run_id] = str(e)
             reporter.log(f"run {run_id} failed: {e}")

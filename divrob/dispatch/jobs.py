@@ -136,18 +136,9 @@ def logs_dir(ws: Workspace, *parts: str) -> Path:
 
 
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    from divrob.runs.claim import pid_alive as alive  # the one check (also behind run claims)
+
+    return alive(pid)
 
 
 def manager_pidfile(ws: Workspace, executor: str) -> Path:

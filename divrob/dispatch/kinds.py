@@ -12,10 +12,12 @@ from typing import Any
 
 from divrob.errors import DivrobError, RunError
 from divrob.progress import SILENT, Reporter
+from divrob.runs.claim import EXPIRY_S, HEARTBEAT_S, claim_run
 from divrob.runs.rundir import RunDir
 from divrob.workspace import Workspace
 
 DISPATCHED_KINDS = ("run", "noop", "generate")
+JOB_CLAIM_WAIT_S = EXPIRY_S + 2 * HEARTBEAT_S
 
 
 def run_job(ws: Workspace, job_id: str, kind: str, params: dict[str, Any], reporter: Reporter = SILENT) -> None:
@@ -25,7 +27,8 @@ def run_job(ws: Workspace, job_id: str, kind: str, params: dict[str, Any], repor
         rd = RunDir(ws.runs / job_id)
         if not rd.spec_path.exists():
             raise RunError(f"run {job_id}: {rd.spec_path} is missing; plan the study again with `divrob study run`")
-        execute_run(ws, rd.spec(), reporter)
+        # a requeued job may find its previous owner's claim (another host): wait for it to lapse
+        execute_run(ws, rd.spec(), reporter, claim_wait_s=JOB_CLAIM_WAIT_S)
     elif kind == "noop":
         noop_run(ws, job_id, params)
     elif kind == "generate":
@@ -44,8 +47,14 @@ def noop_run(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
     """A stand-in for training (tests and benchmarks): the same run-dir protocol as execute_run,
     with fake epochs, optional sleeps and an optional failure, and resume by recorded epochs."""
     rd = RunDir(ws.runs / run_id)
-    if rd.is_finished:
-        return
+    with claim_run(rd.path, wait_s=float(params.get("claim_wait_s", JOB_CLAIM_WAIT_S))):
+        if rd.is_finished:
+            return
+        rd.prepare_resume()
+        _noop_body(rd, run_id, params)
+
+
+def _noop_body(rd: RunDir, run_id: str, params: dict[str, Any]) -> None:
     epochs = int(params.get("epochs", 1))
     sleep = float(params.get("sleep", 0.0))
     fail_at = params.get("fail_at")

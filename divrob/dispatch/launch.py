@@ -63,6 +63,7 @@ class LaunchOutcome:
     queued: list[str] = field(default_factory=list)  # handed to the executor by this launch
     skipped: list[str] = field(default_factory=list)  # finished before it (never redone)
     waiting: list[str] = field(default_factory=list)  # already queued or running under a live manager
+    left: dict[str, str] = field(default_factory=dict)  # inline: run id → the other process training it
     ended: dict[str, Job] = field(default_factory=dict)  # served in the foreground: their jobs when it returned
     detached: bool = False
     generating: list[str] = field(default_factory=list)  # detached: generators a background study runs first
@@ -91,7 +92,9 @@ class LaunchOutcome:
         trained, cancelled = self.count("finished"), self.count("cancelled")
         left = len(self.ended) - trained - len(self.failed) - cancelled
         lines = [f"{self.runs} runs: {trained} trained, {len(self.skipped)} already finished, {len(self.failed)} "
-                 f"failed, {cancelled} cancelled" + (f", {left} still queued or running" if left else "")]
+                 f"failed, {cancelled} cancelled" + (f", {left} still queued or running" if left else "")
+                 + (f", {len(self.left)} left to another process" if self.left else "")]
+        lines += [f"left {r} to {owner}, which is training it" for r, owner in self.left.items()]
         lines += [f"failed {j.job_id} {j.label}: {j.reason} (`divrob jobs logs {j.job_id[:8]}`)" for j in self.failed]
         return lines
 
@@ -158,7 +161,7 @@ def _inline(ws: Workspace, recipe, reporter: Reporter) -> LaunchOutcome:
     ended.update({r: Job(r, "run", recipe.study.name, labels[r], executor="inline", state="failed", reason=why)
                   for r, why in done.failed.items()})
     return LaunchOutcome(recipe.study.name, "inline", runs=len(labels), queued=list(ended), skipped=done.skipped,
-                         ended=ended)
+                         ended=ended, left=done.left)
 
 
 def _queue(ws: Workspace, recipe, request: LaunchRequest, executor: str, reporter: Reporter,

@@ -40,9 +40,12 @@ def plan_rows(ws: Workspace, plan: StudyPlan) -> list[dict[str, Any]]:
             state = "built"
         else:
             rd = RunDir(ws.runs / pj.job_id)
-            disk = rd.status().state
+            observed = rd.observed()
+            disk = observed.state
             if disk == "finished":
                 state = "finished (never redone)"
+            elif disk == "damaged":
+                state = "damaged (will repair and resume)"
             elif job is not None and job.state in ACTIVE:
                 state = f"{job.state} ({job.executor})"
             elif job is not None and job.state == "cancelled":
@@ -54,7 +57,8 @@ def plan_rows(ws: Workspace, plan: StudyPlan) -> list[dict[str, Any]]:
             else:
                 state = "to run"
         rows.append({"job": pj.job_id, "kind": pj.kind, "label": pj.label, "deps": list(pj.deps), "state": state,
-                     "reason": job.reason if job is not None and job.state in ("failed", "cancelled") else None,
+                     "reason": observed.reason if pj.kind != "manifest" and disk == "damaged" else
+                     job.reason if job is not None and job.state in ("failed", "cancelled") else None,
                      "precision": precision_summary([specs[pj.job_id]]) if pj.job_id in specs else None})
     return rows
 

@@ -40,6 +40,10 @@ _ID_PREFIX = b"divrob-manifest\0v1\0"
 REKEYED_FILE = "rekeyed.json"  # in the manifests folder: {"manifests": {old: new}, "runs": {old: new}}
 
 
+# with replace = true, a manifest draws at most this many times the images it samples from
+MAX_REPLACE_FACTOR = 100
+
+
 @dataclass(frozen=True)
 class ManifestInfo:
     manifest_id: str
@@ -142,6 +146,12 @@ def rows_from_index(index: pd.DataFrame, dist: Distribution, source: str) -> pd.
     label_of_stratum[stratum] = label
     rng = np.random.default_rng([dist.seed, 0x5EED])
     quotas = label_quotas(dist, np.bincount(label, minlength=len(labels)), rng)
+    if quotas is not None and dist.replace and int(quotas.sum()) > MAX_REPLACE_FACTOR * max(len(index), 1):
+        asked = f"total = {dist.total}" if dist.total is not None else f"per_class = {dist.per_class}"
+        raise ManifestError(
+            f"distribution {dist.name!r}: {asked} asks for {int(quotas.sum()):,} images from {source}, which has "
+            f"{len(index):,} after its class selection; with replace = true a manifest may draw at most "
+            f"{MAX_REPLACE_FACTOR}x the images it draws from ({MAX_REPLACE_FACTOR * len(index):,}); lower it")
     if quotas is None:
         rows = np.arange(len(index))
     else:

@@ -13,7 +13,8 @@ SCRATCH = "scratch"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a string is never read as a number or a boolean (`epochs = "3"`, `replace = "yes"`)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PhaseOverrides(_Strict):
@@ -213,6 +214,17 @@ class Distribution(_Strict):
                 raise ValueError(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}") from None
         if not isinstance(value, bool):
             raise ValueError('expected true, false or { weights = "..." }')
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value):
+        from divrob.sources import BUILTIN, known_source
+
+        for src in (value if isinstance(value, dict) else [value] if value is not None else []):
+            if not known_source(src):
+                raise ValueError(f"unknown source {src!r}; choose from {', '.join(BUILTIN)}, folder:<name> "
+                                 "(an ImageFolder named in divrob.toml) or domainnet:<domain>")
         return value
 
     @model_validator(mode="after")

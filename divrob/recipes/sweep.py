@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -48,6 +49,12 @@ def expand(raw: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     for path, values in axes:
         if not values:
             raise ValueError(f"{'.'.join(path)}: an empty list sweeps over nothing")
+        seen = set()
+        for v in values:
+            key = json.dumps(v, sort_keys=True, default=str)
+            if key in seen:
+                raise ValueError(f"{'.'.join(path)}: the sweep lists {v!r} twice; list each value once")
+            seen.add(key)
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise ValueError("name: must be a string")

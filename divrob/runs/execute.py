@@ -10,6 +10,7 @@ import os
 
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
+from divrob.runs.claim import claim_run
 from divrob.runs.rundir import RunDir
 from divrob.runs.spec import RunSpec
 from divrob.workspace import Workspace
@@ -29,7 +30,29 @@ def pick_device(ws: Workspace, dist=None):
     return resolve_device(want, where=f"compute.device in {ws.config_path}")
 
 
-def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+def check_unreadable(ws: Workspace, rd: RunDir, reporter: Reporter, what: str, paths, decoded) -> None:
+    """Count a split's unreadable images: said when the run starts, kept in the run's status
+    (and so in the store and `divrob results`); beyond `max_unreadable_fraction` the run fails
+    naming the first files."""
+    import numpy as np
+
+    bad = np.nonzero(~decoded.valid)[0]
+    rd.add_unreadable(what, int(len(bad)), len(paths))
+    if not len(bad):
+        return
+    frac = len(bad) / max(len(paths), 1)
+    message = f"{what}: {len(bad)} of {len(paths)} images are unreadable ({frac:.1%}) and skipped"
+    reporter.log(f"run {rd.run_id}: {message}")
+    rd.log(message)
+    limit = ws.config.compute.max_unreadable_fraction
+    if frac > limit:
+        first = ", ".join(str(paths[i]) for i in bad[:5])
+        raise RunError(f"run {rd.run_id}: {what}: {len(bad)} of {len(paths)} images are unreadable ({frac:.1%} > "
+                       f"max_unreadable_fraction = {limit:g} in {ws.config_path}); the first: {first}; replace or "
+                       "remove them (then re-index the source), or raise the limit")
+
+
+def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter, rd: RunDir):
     import numpy as np
 
     from divrob.recipes.manifest import load_manifest
@@ -42,10 +65,11 @@ def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
     paths = [roots[s] / p for s, p in zip(rows["source"], rows["path"])]
     train = phase_images(paths, rows["label"].to_numpy(np.int64), spec.pretrain, ws.cache, training=True,
                          reporter=reporter, description=f"decoding manifest {spec.manifest_id[:8]}")
+    check_unreadable(ws, rd, reporter, "pretrain", paths, train)
     return PhaseData(train=train, evals={})
 
 
-def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
+def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter, rd: RunDir):
     from functools import partial
 
     from divrob.downstream import get_task, task_of_spec
@@ -56,8 +80,10 @@ def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
 
     def dec(split: str):
         s = task.split(split)
-        return phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
-                            reporter=reporter, description=f"decoding {task.name} {split}")
+        decoded = phase_images(s.paths, s.labels, spec.finetune, ws.cache, training=split == "train",
+                               reporter=reporter, description=f"decoding {task.name} {split}")
+        check_unreadable(ws, rd, reporter, f"finetune {split}", s.paths, decoded)
+        return decoded
 
     evals = {s: dec(s) for s in task.eval_splits}
     # every evaluation split is also scored by the task's own metric (WILDS: the dataset's eval())
@@ -65,19 +91,30 @@ def _finetune_data(ws: Workspace, spec: RunSpec, reporter: Reporter):
     return task.num_classes, PhaseData(train=dec("train"), evals=evals, scorers=scorers)
 
 
-def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT) -> RunDir:
-    """Run (or resume) one RunSpec to completion in this process (or as one rank of a DDP run)."""
+def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT, *, claim_wait_s: float = 0.0) -> RunDir:
+    """Run (or resume) one RunSpec to completion in this process (or as one rank of a DDP run).
+
+    The run is claimed first (`divrob.runs.claim`; rank 0 claims for a DDP run): while another
+    live process trains it, this waits up to `claim_wait_s`, then raises RunClaimed without
+    touching the run directory."""
     from divrob.train.distributed import Dist
 
     dist = Dist.from_env()
     rd = RunDir.for_spec(ws.runs, spec, writer=dist.is_main)
-    if rd.is_finished:
+    claim = claim_run(rd.path, wait_s=claim_wait_s) if dist.is_main else None
+    try:
+        if rd.is_finished:
+            return rd
+        if claim is not None:
+            rd.prepare_resume()
+        rd.set_status("running", pid=os.getpid(), world_size=dist.world)
+        with rd.recording_failure():
+            _execute(ws, spec, rd, reporter, dist)
+        rd.set_status("finished")
         return rd
-    rd.set_status("running", pid=os.getpid(), world_size=dist.world)
-    with rd.recording_failure():
-        _execute(ws, spec, rd, reporter, dist)
-    rd.set_status("finished")
-    return rd
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist) -> None:
@@ -110,7 +147,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
 
     if spec.manifest_id is not None and not in_finetune and not pretrained_path.exists():
         with dist.main_first():  # rank 0 fills the decode cache, the others then read it
-            data = _pretrain_data(ws, spec, reporter)
+            data = _pretrain_data(ws, spec, reporter, rd)
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
@@ -121,7 +158,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
         dist.barrier()  # nobody reads pretrained.pt before rank 0 has written it
 
     with dist.main_first():
-        num_classes, data = _finetune_data(ws, spec, reporter)
+        num_classes, data = _finetune_data(ws, spec, reporter, rd)
     torch.manual_seed(spec.seed)
     if spec.weights is not None:  # external weights instead of pre-training (divrob.train.weights)
         from divrob.train.weights import build_initial_model

@@ -20,10 +20,58 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from divrob.fileio import append_jsonl, read_jsonl, write_json_atomic
+from divrob.errors import DivrobError
+from divrob.fileio import (append_jsonl, canonical_json, sha256_hex, truncate_torn_tail, write_json_atomic,
+                           write_text_atomic)
+from divrob.runs.claim import pid_alive
 from divrob.runs.spec import RunSpec
 from divrob.runs.status import RunStatus, read_status, with_progress, write_status
 from divrob.states import STATES
+
+
+@dataclass(frozen=True)
+class EventCheck:
+    """events.jsonl as read and verified: the events whose line is intact, the first damage
+    (a line that is not JSON, fails its checksum or is out of sequence), and whether the last
+    line lacks its newline (a writer killed mid-append: expected in a run that was running)."""
+
+    events: list[dict[str, Any]]
+    damage: str | None = None
+    first_bad: int | None = None  # 1-based line number of the first damaged line
+    torn_tail: bool = False
+    lines: int = 0  # complete lines
+
+
+def event_sum(event: dict[str, Any]) -> str:
+    """An event line's checksum: over every field but the checksum itself."""
+    return sha256_hex(canonical_json({k: v for k, v in event.items() if k != "sum"}))[:16]
+
+
+def check_event_bytes(data: bytes) -> EventCheck:
+    """Verify events.jsonl's bytes. Lines written before lines had a sequence number and a
+    checksum are read as they are; a line that has them must match."""
+    parts = data.split(b"\n")
+    tail = parts.pop()  # b"" when the file ends with a newline
+    events: list[dict[str, Any]] = []
+    damage, first_bad = None, None
+    for i, raw in enumerate(parts, 1):
+        problem = None
+        try:
+            event = json.loads(raw)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problem = f"line {i} is not a JSON object"
+        else:
+            if "sum" in event and event["sum"] != event_sum(event):
+                problem = f"line {i} fails its checksum"
+            elif "seq" in event and event["seq"] != i:
+                problem = f"line {i} has sequence number {event['seq']} (a line is missing or repeated)"
+        if problem is None:
+            events.append(event)
+        elif damage is None:
+            damage, first_bad = problem, i
+    return EventCheck(events, damage, first_bad, bool(tail.strip()), len(parts))
 
 
 @dataclass(frozen=True)
@@ -68,20 +116,109 @@ class RunDir:
     def spec(self) -> RunSpec:
         return RunSpec.from_dict(json.loads(self.spec_path.read_text()))
 
+    def check_events(self) -> EventCheck:
+        try:
+            return check_event_bytes(self.events_path.read_bytes())
+        except FileNotFoundError:
+            return EventCheck([])
+
     def events(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.events_path)
+        """The intact events (a damaged line is left out: `damage()` says so)."""
+        return self.check_events().events
 
     def recorded_epochs(self, phase: str) -> set[int]:
         return {int(e["epoch"]) for e in self.events() if e.get("phase") == phase}
 
     def append_epoch(self, phase: str, epoch: int, metrics: dict[str, dict[str, float]], **extra: Any) -> bool:
-        """Record a finished epoch once; returns False if it was already recorded."""
+        """Record a finished epoch once, with its line's sequence number and checksum; returns
+        False if it was already recorded."""
         if not self.writer:
             return False
-        if epoch in self.recorded_epochs(phase):
+        check = self.check_events()
+        if any(e.get("phase") == phase and int(e["epoch"]) == epoch for e in check.events):
             return False
-        append_jsonl(self.events_path, {"phase": phase, "epoch": epoch, "metrics": metrics, "time": time.time(), **extra})
+        event = {"phase": phase, "epoch": epoch, "metrics": metrics, "time": time.time(), **extra,
+                 "seq": check.lines + 1}
+        event["sum"] = event_sum(json.loads(json.dumps(event, default=str)))  # as it reads back
+        append_jsonl(self.events_path, event)
         return True
+
+    def damage(self, check: EventCheck | None = None) -> str | None:
+        """What is wrong with the run directory, None when nothing: a damaged event line, or a
+        finished run whose events lack a line (its last one cut, an epoch missing)."""
+        check = self.check_events() if check is None else check
+        if check.damage:
+            return f"{self.events_path.name}: {check.damage}"
+        if self.status().state != "finished":
+            return None  # a torn last line of a run that stopped is expected (cut on resume)
+        if check.torn_tail:
+            return f"{self.events_path.name}: its last line is cut short"
+        try:
+            epochs = self.spec().finetune.epochs
+        except (OSError, ValueError, KeyError, TypeError, DivrobError):
+            return None
+        missing = sorted(set(range(1, epochs + 1)) - {int(e["epoch"]) for e in check.events
+                                                        if e.get("phase") == "finetune"})
+        if missing:
+            return f"finished, but {self.events_path.name} lacks fine-tuning epoch(s) {', '.join(map(str, missing))}"
+        return None
+
+    def observed(self) -> RunStatus:
+        """The run's status as readers should show it (`study plan`, `jobs ls`, ingest, the TUI):
+        `damaged` with the reason when its directory is damaged; a `running` state whose process
+        is gone from this host is recorded as failed (under the run's claim, so never a run that
+        another process is starting)."""
+        status = self.status()
+        damage = self.damage()
+        if damage:
+            return replace(status, state="damaged", reason=damage)
+        if status.state == "running" and status.pid and status.host == socket.gethostname() \
+                and not pid_alive(status.pid):
+            reason = f"its process (pid {status.pid}) ended without recording why (killed?); `divrob study run` resumes it"
+            self._record_dead(status, reason)
+            return replace(status, state="failed", reason=reason)
+        return status
+
+    def _record_dead(self, seen: RunStatus, reason: str) -> None:
+        from divrob.runs.claim import RunClaimed, claim_run
+
+        try:
+            with claim_run(self.path):
+                now = self.status()
+                if now.state == "running" and now.pid == seen.pid:
+                    self.log(f"failed: {reason}")
+                    self.set_status("failed", reason=reason)
+        except (RunClaimed, OSError):
+            pass  # someone is starting it, or the directory is read-only to us: show, do not record
+
+    def repair_events(self) -> str | None:
+        """Make a damaged run resumable: keep the intact lines before the first damaged one,
+        and drop the checkpoints the kept events no longer back, so the damaged phase is trained
+        again (epochs already recorded are not recorded twice). Returns what it did."""
+        check = self.check_events()
+        damage = self.damage(check)
+        if damage is None:
+            return None
+        keep = check.first_bad - 1 if check.first_bad else check.lines
+        lines = self.events_path.read_bytes().split(b"\n")[:keep]
+        write_text_atomic(self.events_path, "".join(line.decode() + "\n" for line in lines))
+        kept = check_event_bytes(self.events_path.read_bytes()).events
+        dropped = []
+        last = self.checkpoints / "last.pt"
+        try:
+            spec = self.spec()
+            ft_done = {int(e["epoch"]) for e in kept if e.get("phase") == "finetune"} >= set(range(1, spec.finetune.epochs + 1))
+        except (OSError, ValueError, KeyError, TypeError, DivrobError):
+            ft_done = False
+        if not ft_done and last.exists():
+            last.unlink()
+            dropped.append("checkpoints/last.pt")
+        what = f"repaired a damaged run ({damage}): kept {len(kept)} intact event line(s)" + (
+            f", removed {', '.join(dropped)} (its phase is trained again)" if dropped else "")
+        self.log(what)
+        if self.status().state == "finished":
+            self.set_status("failed", reason=f"damaged ({damage}); repaired: `divrob study run` trains what it lacks")
+        return what
 
     def status(self) -> RunStatus:
         return read_status(self.status_path)
@@ -103,6 +240,23 @@ class RunDir:
             new = replace(new, started=now)
         write_status(self.status_path, new)
 
+    def add_unreadable(self, what: str, unreadable: int, images: int) -> None:
+        """Count a split's unreadable images into the status (once per split: a resumed run that
+        decodes it again replaces its count; the per-split counts are kept in unreadable.json)."""
+        if not self.writer:
+            return
+        from divrob.fileio import write_json_atomic as write
+
+        path = self.path / "unreadable.json"
+        try:
+            per = json.loads(path.read_text())
+        except (OSError, ValueError):
+            per = {}
+        per[what] = [unreadable, images]
+        write(path, per)
+        write_status(self.status_path, replace(self.status(), unreadable=sum(v[0] for v in per.values()),
+                                               images=sum(v[1] for v in per.values())))
+
     def set_progress(self, **progress: Any) -> None:
         """Record a running run's progress: phase, epoch, epochs, step, steps_per_epoch,
         images_per_s (`divrob.train.recorder.PhaseRecorder`; callers rate-limit: one atomic write)."""
@@ -110,9 +264,31 @@ class RunDir:
             return
         write_status(self.status_path, with_progress(self.status(), time.time(), **progress))
 
+    def prepare_resume(self) -> list[str]:
+        """Before (re)starting, as the run's claimed owner: remove the temporary files a killed
+        writer left (a half-written checkpoint can be GBs) and cut a torn last line of
+        events.jsonl (a kill mid-append). Returns what it did, for the log."""
+        if not self.writer:
+            return []
+        done = []
+        for d in (self.path, self.checkpoints):
+            for tmp in sorted(d.glob(".*.tmp")) if d.is_dir() else ():
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    done.append(f"removed the orphan temporary file {tmp.name}")
+        if truncate_torn_tail(self.events_path):
+            done.append(f"cut a torn last line from {self.events_path.name}")
+        repaired = self.repair_events()
+        if repaired:
+            done.append(repaired)
+        for line in done:
+            self.log(line)
+        return done
+
     @property
     def is_finished(self) -> bool:
-        return self.status().state == "finished"
+        """Finished and undamaged: a damaged run is resumed, never counted finished."""
+        return self.status().state == "finished" and self.damage() is None
 
     def log(self, message: str) -> None:
         if not self.writer:

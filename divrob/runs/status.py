@@ -65,6 +65,8 @@ class RunStatus:
     world_size: int | None = None
     started: float | None = None  # first time it ran
     updated: float | None = None  # last change of anything here
+    unreadable: int | None = None  # images that could not be read (skipped), over every split decoded
+    images: int | None = None  # images of those splits
     progress: Progress = field(default_factory=Progress)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from divrob.errors import DivrobError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -25,7 +25,7 @@ SCHEMA = [
         PRIMARY KEY (study, distribution, run_id))""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, arch VARCHAR, seed INTEGER, downstream VARCHAR, manifest_id VARCHAR,
-        state VARCHAR, reason VARCHAR, spec VARCHAR, updated DOUBLE)""",
+        state VARCHAR, reason VARCHAR, spec VARCHAR, updated DOUBLE, unreadable INTEGER, images INTEGER)""",
     """CREATE TABLE IF NOT EXISTS epochs (
         run_id VARCHAR, phase VARCHAR, epoch INTEGER, split VARCHAR,
         f1_macro DOUBLE, acc DOUBLE, recall_macro DOUBLE, loss DOUBLE, n INTEGER, score DOUBLE,
@@ -63,8 +63,17 @@ def _epochs_score_v4(con) -> None:
         con.execute("UPDATE epochs SET score = f1_macro WHERE split != 'train'")
 
 
+def _runs_unreadable_v5(con) -> None:
+    """4 → 5: a run's unreadable images and the images of the splits it decoded (None: not counted)."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+    for name in ("unreadable", "images"):
+        if name not in have:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {name} INTEGER")
+
+
 # Steps from version N to N+1 beyond the idempotent CREATE TABLE IF NOT EXISTS above.
-MIGRATIONS = {1: (), 2: (_jobs_v3,), 3: (_epochs_score_v4,)}  # 1 → 2 adds the jobs table only
+MIGRATIONS = {1: (), 2: (_jobs_v3,), 3: (_epochs_score_v4,), 4: (_runs_unreadable_v5,)}  # 1 → 2: the jobs table only
 
 
 class StoreError(DivrobError):

@@ -1,4 +1,6 @@
-"""Ingest run directories and study plans into the store. Ingesting twice changes nothing."""
+"""Ingest run directories and study plans into the store. Ingesting twice changes nothing; a
+run's epoch rows are those its directory backs now (rows of lost or damaged lines are removed,
+and the run is flagged `damaged`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import time
 from divrob.runs.rundir import RunDir
 
 METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n", "score")  # score: the task's own metric
-RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated"]
+RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated",
+               "unreadable", "images"]
 
 
 def ingest_run(con, rd: RunDir) -> int:
@@ -19,11 +22,18 @@ def ingest_run(con, rd: RunDir) -> int:
 def _rows(rd: RunDir) -> tuple[list, list[list]]:
     """The run's row and its epoch rows."""
     spec = json.loads(rd.spec_path.read_text())
+    check = rd.check_events()
     status = rd.status()
-    run = [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"), status.state,
-           status.reason, json.dumps(spec, sort_keys=True), status.updated or time.time()]
+    damage = rd.damage(check)
+    if damage:  # flagged, never silently kept as finished
+        state, reason = "damaged", damage
+    else:
+        status = rd.observed() if status.state == "running" else status  # a dead process is reconciled
+        state, reason = status.state, status.reason
+    run = [rd.run_id, spec["arch"], spec["seed"], spec["downstream"], spec.get("manifest_id"), state,
+           reason, json.dumps(spec, sort_keys=True), status.updated or time.time(), status.unreadable, status.images]
     epochs = [[rd.run_id, event["phase"], int(event["epoch"]), split, *[_metric(m, c) for c in METRIC_COLUMNS]]
-              for event in rd.events() for split, m in event.get("metrics", {}).items()]
+              for event in check.events for split, m in event.get("metrics", {}).items()]
     return run, epochs
 
 
@@ -50,9 +60,14 @@ def ingest_runs(con, rundirs) -> int:
         epochs += rows
     if runs:
         run_df = pd.DataFrame(runs, columns=RUN_COLUMNS).drop_duplicates("run_id", keep="last")
+        run_df = run_df.astype({"unreadable": "Int64", "images": "Int64"})
         con.register("_ingest_runs", run_df)
         try:
-            con.execute(f"INSERT OR REPLACE INTO runs SELECT {', '.join(RUN_COLUMNS)} FROM _ingest_runs")
+            cols = ", ".join(RUN_COLUMNS)
+            con.execute(f"INSERT OR REPLACE INTO runs ({cols}) SELECT {cols} FROM _ingest_runs")
+            # the run directory is the truth: epoch rows it no longer backs (a line lost or damaged
+            # since the last ingest) go; the intact ones are inserted again below
+            con.execute("DELETE FROM epochs WHERE run_id IN (SELECT run_id FROM _ingest_runs)")
         finally:
             con.unregister("_ingest_runs")
     if epochs:

@@ -194,3 +194,14 @@ def run_states(con, study: str | None = None) -> pd.DataFrame:
         ORDER BY s.study, s.distribution, s.arch, s.seed
     """
     return con.execute(sql, [study, study]).df()
+
+
+def run_notes(con, study: str | None = None) -> list[tuple]:
+    """Runs of a study (all when None) whose results need a word: damaged directories and runs
+    that skipped unreadable images. Rows: (run_id, state, reason, unreadable, images)."""
+    return con.execute("""
+        SELECT DISTINCT r.run_id, r.state, r.reason, r.unreadable, r.images
+        FROM runs r JOIN study_runs s USING (run_id)
+        WHERE (? IS NULL OR s.study = ?) AND (r.state = 'damaged' OR coalesce(r.unreadable, 0) > 0)
+        ORDER BY r.run_id
+    """, [study, study]).fetchall()
