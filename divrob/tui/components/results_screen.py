@@ -63,15 +63,32 @@ class ResultsScreen(StoreScreen):
 
     @on(StoreScreen.StudiesLoaded)
     def _studies(self, m: StoreScreen.StudiesLoaded) -> None:
-        self.stamp = m.stamp
+        """The first list picks a study; a later one (a study launched meanwhile) keeps the choice."""
+        first = self.studies is None
+        self.stamp, self.studies = m.stamp, m.studies
         select = self.query_one("#study", Select)
-        select.set_options([("all studies", ALL)] + [(s, s) for s in m.studies])
-        select.value = m.studies[0] if len(m.studies) == 1 else ALL
-        self.query_one("#table", DataTable).focus()
+        keep = select.value
+        with self.prevent(Select.Changed):
+            select.set_options([("all studies", ALL)] + [(s, s) for s in m.studies])
+            if first or (keep != ALL and keep not in m.studies):
+                select.value = m.studies[0] if len(m.studies) == 1 else ALL
+            else:
+                select.value = keep
+        if first:
+            self.query_one("#table", DataTable).focus()
+        if not m.studies:
+            self.query_one("#results-status", Static).update(
+                "no results yet: launch a study (Recipes 1 → Study 2); its runs appear here as they finish epochs")
+            return
+        self.load()
 
     @on(Select.Changed, "#study")
     def _study_changed(self) -> None:
         self.load()
+
+    def failed(self, group: str, error: BaseException) -> None:
+        if group in ("points", "studies"):  # never leave "loading…" standing after an error
+            self.query_one("#results-status", Static).update(f"could not read results: {error}")
 
     @on(Input.Submitted, "#where")
     def _where(self) -> None:
@@ -80,7 +97,7 @@ class ResultsScreen(StoreScreen):
 
     def load(self) -> None:
         value = self.query_one("#study", Select).value
-        if value is Select.BLANK:
+        if value is Select.NULL:
             return
         study = None if value == ALL else value
         where = self.query_one("#where", Input).value
@@ -93,18 +110,24 @@ class ResultsScreen(StoreScreen):
         self.points = m.points
         self.render_table()
 
+    @property
+    def all_studies(self) -> bool:
+        return self.query_one("#study", Select).value == ALL
+
     def render_table(self) -> None:
         pts = self.points
         if pts is None:
             return
-        frame = pts if self.per_epoch else self.adapter.summary(pts)
+        frame = pts if self.per_epoch else self.adapter.summary(pts, all_studies=self.all_studies)
         if self.sort_by in getattr(frame, "columns", []):
             frame = frame.sort_values(self.sort_by, ascending=not self.descending, kind="stable")
         self.frame = frame
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
         if frame.empty:
-            self.query_one("#results-status", Static).update("no results match")
+            where = self.query_one("#where", Input).value.strip()
+            self.query_one("#results-status", Static).update(
+                f"no results match {where!r}" if where else "no results yet in this study")
             return
         headers = [f"{c}{(' ↓' if self.descending else ' ↑') if c == self.sort_by else ''}" for c in frame.columns]
         runs = pts["run_id"].nunique() if "run_id" in pts.columns else 0
@@ -150,7 +173,7 @@ class ResultsScreen(StoreScreen):
             self.notify("nothing to export", severity="warning")
             return
         value = self.query_one("#study", Select).value
-        name = "all" if value in (ALL, Select.BLANK) else str(value)
+        name = "all" if value in (ALL, Select.NULL) else str(value)
         path = await self.app.push_screen_wait(PathPrompt(
             "Export these rows (every matching epoch) to:", f"exports/results-{name}.csv",
             ".csv or .parquet · relative to the workspace"))
@@ -164,6 +187,5 @@ class ResultsScreen(StoreScreen):
     def _done(self, m: Done) -> None:
         if m.what == "exported":
             self.notify(f"written to {m.value}", title="export")
-        elif m.what == "stamp" and m.value != self.stamp:
-            self.stamp = m.value
-            self.load()
+        elif m.what == "stamp":
+            self.stamp_changed(m.value)  # reads the studies again, then the results

@@ -27,15 +27,18 @@ def signed(x: float) -> str:
     return f"{x:+.3f}".replace("0.", ".", 1)
 
 
-def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None) -> None:
+ALL = "*all*"
+
+
+def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None, bands: str = "lines") -> None:
     """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn by the
     renderer of `divrob plot trends`; `size` (the widget's) says how many ticks fit."""
     from divrob.plots.terminal import draw_trends as draw
     from divrob.plots.terminal import panel_of
 
     width, height = (size.width, size.height) if size else (None, None)
-    draw(plt, panel_of(analysis, shown), colors=colors, bands="lines",
-         title=f"OOD vs ID macro-F1 ({analysis.transform})", width=width, height=height)
+    draw(plt, panel_of(analysis, shown), colors=colors, bands=bands,
+         title=f"OOD vs ID ({analysis.transform})", width=width, height=height)
 
 
 class TrendsScreen(StoreScreen):
@@ -52,6 +55,7 @@ class TrendsScreen(StoreScreen):
         Binding("g", "focus('#group-by')", "Group by"),
         Binding("b", "focus('#baseline')", "Baseline"),
         Binding("v", "focus('#groups')", "Groups"),
+        Binding("d", "cycle_bands", "Bands"),
         Binding("x", "export", "Export"),
     ]
 
@@ -66,7 +70,9 @@ class TrendsScreen(StoreScreen):
         self.analysed_key = None
         self.requested_key = None
         self.group_colors: dict[str, str] = {}
-        self.known_groups: set[str] = set()
+        self.hidden: dict[str, set[str]] = {}  # per group-by: the groups the user switched off
+        self.bands = "lines"
+        self.said = ""  # what the plot area says instead of a plot
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -85,21 +91,42 @@ class TrendsScreen(StoreScreen):
 
     @on(StoreScreen.StudiesLoaded)
     def _studies(self, m: StoreScreen.StudiesLoaded) -> None:
-        self.stamp = m.stamp
+        """The first list picks a study; a later one (a study launched meanwhile) keeps the choice."""
+        first = self.studies is None
+        self.stamp, self.studies = m.stamp, m.studies
         select = self.query_one("#study", Select)
-        select.set_options([(s, s) for s in m.studies])
-        if m.studies:
-            select.value = m.studies[0]
-        else:
-            self.query_one("#plot", PlotextPlot).plt.title("no results yet: run a study")
+        keep = select.value
+        with self.prevent(Select.Changed):
+            select.set_options([(s, s) for s in m.studies] + ([("all studies", ALL)] if len(m.studies) > 1 else []))
+            if m.studies:
+                select.value = keep if not first and (keep in m.studies or keep == ALL and len(m.studies) > 1) \
+                    else m.studies[0]
+        if not m.studies:
+            self.say("no results yet: launch a study (Recipes 1 → Study 2); its trends appear here")
+            return
+        self._load_points()
+
+    def say(self, text: str) -> None:
+        """Say something in place of the plot (an empty state, an error)."""
+        self.said = text
+        plot = self.query_one("#plot", PlotextPlot)
+        plot.plt.clear_data()
+        plot.plt.title(text)
+        plot.refresh()
 
     @on(Select.Changed, "#study")
     def _load_points(self) -> None:
         study = self.query_one("#study", Select).value
-        if study is Select.BLANK:
+        if study is Select.NULL:
             return
-        self.in_worker(lambda: self.adapter.points(study), self.PointsLoaded, group="points",
-                       context=f"reading {study}")
+        self.in_worker(lambda: self.adapter.points(None if study == ALL else study), self.PointsLoaded,
+                       group="points", context="reading results")
+
+    def failed(self, group: str, error: BaseException) -> None:
+        if group in ("points", "analyse", "studies"):
+            self.requested_key = None
+            if self.analysis is None:
+                self.say("could not draw the trends (see the error)")
 
     @on(StoreScreen.PointsLoaded)
     def _points(self, m: StoreScreen.PointsLoaded) -> None:
@@ -125,10 +152,13 @@ class TrendsScreen(StoreScreen):
         if "distribution" in pts.columns:
             names |= set(map(str, pts["distribution"].unique()))
         bl = self.query_one("#baseline", Select)
-        keep = bl.value if bl.value in names else ("scratch" if "scratch" in names else Select.BLANK)
+        keep = bl.value if bl.value in names else ("scratch" if "scratch" in names else None)
         with self.prevent(Select.Changed):
             bl.set_options([(f"baseline: {n}", n) for n in group_order(names)])
-            bl.value = keep
+            if keep is None:  # no scratch group: no baseline until the user picks one
+                bl.clear()
+            else:
+                bl.value = keep
 
     @on(Select.Changed, "#group-by")
     def _group_by_changed(self) -> None:
@@ -146,9 +176,9 @@ class TrendsScreen(StoreScreen):
         gb = self.query_one("#group-by", Select).value
         bl = self.query_one("#baseline", Select).value
         tf = self.query_one("#transform", Select).value
-        if gb is Select.BLANK:
+        if gb is Select.NULL:
             return
-        key = (gb, None if bl is Select.BLANK else bl, tf)
+        key = (gb, None if bl is Select.NULL else bl, tf)
         if key == self.analysed_key or key == self.requested_key:
             return
         self.requested_key = key
@@ -171,8 +201,7 @@ class TrendsScreen(StoreScreen):
         groups = list(m.analysis.groups)
         self.group_colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
         gl = self.query_one("#groups", SelectionList)
-        hidden = self.known_groups - set(gl.selected)  # groups the user switched off stay off
-        self.known_groups |= set(groups)
+        hidden = self.hidden.setdefault(m.key[0], set())  # what the user switched off under this group-by
         with self.prevent(SelectionList.SelectedChanged):
             gl.clear_options()
             gl.add_options([Selection(g, g, g not in hidden) for g in groups])
@@ -180,6 +209,9 @@ class TrendsScreen(StoreScreen):
 
     @on(SelectionList.SelectedChanged, "#groups")
     def _toggled(self) -> None:
+        if self.analysis is not None:
+            on_ = set(self.query_one("#groups", SelectionList).selected)
+            self.hidden[self.analysis.group_by] = {g for g in self.analysis.groups if g not in on_}
         self.redraw()
 
     def shown_groups(self) -> list[str]:
@@ -194,8 +226,14 @@ class TrendsScreen(StoreScreen):
 
         shown = self.shown_groups()
         plot = self.query_one("#plot", PlotextPlot)
-        draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size)
-        plot.refresh()
+        if shown:
+            self.said = ""
+            draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size, self.bands)
+            plot.refresh()
+        elif self.analysis.groups:
+            self.say("every group is switched off: v, then space, shows one")
+        else:
+            self.say("no epochs with both scores to plot yet")
         a = self.analysis
         rows = []
         for g, r in a.groups.items():
@@ -216,6 +254,13 @@ class TrendsScreen(StoreScreen):
             rows.append((Text("no baseline", style="dim"), "-", "-"))
         fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
 
+    def action_cycle_bands(self) -> None:
+        from divrob.plots.terminal import BAND_STYLES
+
+        self.bands = BAND_STYLES[(BAND_STYLES.index(self.bands) + 1) % len(BAND_STYLES)]
+        self.notify(f"bands: {self.bands}", timeout=2)
+        self.redraw()
+
     def action_cycle_transform(self) -> None:
         select = self.query_one("#transform", Select)
         select.value = TRANSFORMS[(TRANSFORMS.index(select.value) + 1) % len(TRANSFORMS)]
@@ -231,7 +276,8 @@ class TrendsScreen(StoreScreen):
         if self.analysis is None:
             self.notify("nothing to export yet", severity="warning")
             return
-        study = str(self.query_one("#study", Select).value)
+        value = self.query_one("#study", Select).value
+        study = "all" if value == ALL else str(value)
         path = await self.app.push_screen_wait(PathPrompt(
             "Export the trend figure (shown groups) to:", f"figures/{study}-trends.png",
             ".png, .svg or .pdf · relative to the workspace"))
@@ -245,6 +291,5 @@ class TrendsScreen(StoreScreen):
     def _done(self, m: Done) -> None:
         if m.what == "exported":
             self.notify(f"written to {m.value}", title="export")
-        elif m.what == "stamp" and m.value != self.stamp:
-            self.stamp = m.value
-            self._load_points()
+        elif m.what == "stamp":
+            self.stamp_changed(m.value)  # reads the studies again, then the points
