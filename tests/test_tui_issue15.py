@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from test_tui_helpers import (
+    FAILED,
     NOW,
     QUEUED,
     RUNNING,
@@ -423,3 +424,39 @@ def test_tui_confidence_intervals_use_the_clis_number_of_resamples():
     from divrob.tui.adapter import DivrobAdapter
 
     assert inspect.signature(DivrobAdapter.analyse).parameters["n_boot"].default == N_BOOT
+
+
+# ---- 9: a user cancel is logged as cancelled ------------------------------------------------
+
+def test_a_user_cancel_is_logged_as_cancelled_without_a_traceback(tmp_path):
+    from divrob.runs.rundir import RunDir
+
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir()
+    with pytest.raises(KeyboardInterrupt), rd.recording_failure():
+        raise KeyboardInterrupt("cancelled (signal SIGTERM)")
+    log = rd.log_path.read_text()
+    assert "cancelled (signal SIGTERM)" in log and "Traceback" not in log and "failed" not in log
+    assert (rd.status().state, rd.status().reason) == ("cancelled", "cancelled (signal SIGTERM)")
+
+
+# ---- deliver 2: the same numbers in `divrob jobs ls` ------------------------------------------
+
+def test_jobs_ls_shows_the_monitors_numbers_as_table_and_json(fresh_ws):
+    import json
+
+    from typer.testing import CliRunner
+
+    from divrob.cli import app as cli
+    from divrob.tui.adapter import DivrobAdapter
+
+    w = ["-w", str(fresh_ws.root)]
+    res = CliRunner().invoke(cli, ["jobs", "ls", "--json", *w])
+    assert res.exit_code == 0, res.output
+    got = {d["job_id"]: d for d in json.loads(res.output)}
+    tui = {r.job_id: r for r in DivrobAdapter(fresh_ws.root).jobs()}
+    assert got[RUNNING]["percent"] == tui[RUNNING].percent == 55
+    assert (got[RUNNING]["epoch_text"], got[RUNNING]["study"]) == ("ft 2/6", "fixture")
+    assert got[FAILED]["reason"] == "CUDA out of memory" and got[QUEUED]["fraction"] is None
+    res = CliRunner().invoke(cli, ["jobs", "ls", *w], env={"COLUMNS": "160"})
+    assert res.exit_code == 0 and "55% ft 2/6" in res.output and "ETA" in res.output

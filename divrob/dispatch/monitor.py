@@ -28,6 +28,7 @@ class JobView:
     state: str
     executor: str
     slot: str
+    where: str  # the SLURM / submitit id, else the slot, else the executor
     phase: str
     epoch_text: str  # "ft 2/6", "pre 3/90", "done", or ""
     fraction: float | None  # of the whole run (pre-training + fine-tuning), steps included
@@ -81,7 +82,7 @@ def job_view(ws: Workspace, j: Job, now: float | None = None) -> JobView:
     elapsed = max(0.0, (j.ended or now) - j.started) if j.started else None
     eta = eta_of(fraction, j.started, p.updated, now) if j.state == "running" else None
     return JobView(j.job_id, j.kind, j.study or "", j.label or j.kind, j.state, j.executor, j.slot or "-",
-                   p.phase or "", "done" if j.state == "finished" else p.label(), fraction, p.images_per_s,
+                   j.external_id or j.slot or j.executor, p.phase or "", "done" if j.state == "finished" else p.label(), fraction, p.images_per_s,
                    getattr(p, "gpu_util", None), getattr(p, "gpu_mem", None), elapsed, eta, j.reason or "",
                    j.updated)
 
