@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from divrob.cli.common import WorkspaceOpt, console
+from divrob.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 
 DEMO_RECIPE = "recipes/demo/quickstart.toml"
 
@@ -23,13 +23,20 @@ def init(
     console.print(f"workspace ready at [bold]{ws.root}[/]; set dataset roots in {ws.config_path}")
 
 
-def models() -> None:
+def models(as_json: JsonOpt = False) -> None:
     """List the architectures and downstream tasks a recipe may name."""
     from rich.markup import escape
     from rich.table import Table
 
     from divrob.archs import ARCHS
     from divrob.downstream import ALIASES, kinds
+
+    if as_json:
+        print_json({"archs": dict(ARCHS), "downstream": {
+            name: {"options": list(kind.Options.model_fields), "summary": kind.summary,
+                   "alias": next((a for a, t in ALIASES.items() if t == name), None)}
+            for name, kind in kinds().items()}})
+        return
 
     table = Table("arch", "model")
     for key, name in ARCHS.items():

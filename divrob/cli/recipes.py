@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from divrob.cli.common import WorkspaceOpt, console
+from divrob.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 
 app = typer.Typer(help="Validate, inspect and build recipes.", no_args_is_help=True)
 
@@ -17,10 +17,13 @@ FileArg = Annotated[Path, typer.Argument(help="A recipe .toml file, or a bundled
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: JsonOpt = False) -> None:
     """The recipes shipped with divrob, by the name any recipe argument accepts."""
     from divrob.bundled import bundled_recipes
 
+    if as_json:
+        print_json(list(bundled_recipes()))
+        return
     for name in bundled_recipes():
         console.print(name, highlight=False)
 
@@ -37,12 +40,17 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
 
 
 @app.command()
-def show(file: FileArg) -> None:
+def show(file: FileArg, as_json: JsonOpt = False) -> None:
     """The recipe's study and its expanded distributions, as tables."""
     from divrob.recipes.load import load_recipe
 
     r = load_recipe(file)
     s = r.study
+    if as_json:
+        print_json({"study": s.name, "downstream": s.downstream_label, "archs": list(s.archs), "seeds": list(s.seeds),
+                    "distributions": [{"distribution": ed.distribution.name, **ed.distribution.summary(),
+                                       "sweep": dict(ed.sweep)} for ed in r.distributions]})
+        return
     console.print(f"study [bold cyan]{s.name}[/]: downstream {s.downstream_label}; archs {', '.join(s.archs)}; seeds {s.seeds}")
     table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
     for ed in r.distributions:
