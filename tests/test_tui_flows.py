@@ -269,11 +269,11 @@ async def test_results_filter_sort_toggle_and_export(ws):
         await settle(pilot)
         assert table.row_count == 3 and set(screen.frame["arch"]) == {"resnet18"}
         assert table.has_focus
-        await pilot.press("right", "right", "right", "right", "right", "right", "s")  # ood_f1
-        assert screen.sort_by == "ood_f1"
-        assert list(screen.frame["ood_f1"]) == sorted(screen.frame["ood_f1"])
+        await pilot.press("right", "right", "right", "right", "right", "right", "s")  # ood_score
+        assert screen.sort_by == "ood_score"
+        assert list(screen.frame["ood_score"]) == sorted(screen.frame["ood_score"])
         await pilot.press("s")
-        assert list(screen.frame["ood_f1"]) == sorted(screen.frame["ood_f1"], reverse=True)
+        assert list(screen.frame["ood_score"]) == sorted(screen.frame["ood_score"], reverse=True)
         await pilot.press("e")
         assert table.row_count == 15  # every epoch of the 3 runs
         await pilot.press("x")

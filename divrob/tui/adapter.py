@@ -343,20 +343,37 @@ class DivrobAdapter:
             return studies(con)
 
     @_reads
-    def points(self, study: str | None, where: str | None = None):
-        """Every fine-tuning epoch of a study (None: all), sweep keys as columns, filtered."""
+    def points(self, study: str | None, where: str | None = None, *, for_analysis: bool = False):
+        """Every fine-tuning epoch of a study (None: all), sweep keys as columns, filtered.
+        `for_analysis`: only the scores a trend needs (a big study loads several times faster)."""
         from divrob.analysis.report import study_points
         from divrob.analysis.where import apply_where
 
-        points = study_points(self.ws, study)
+        if for_analysis:
+            from divrob.analysis import ID_COL, OOD_COL
+
+            points = study_points(self.ws, study, (ID_COL, OOD_COL))
+        else:
+            points = study_points(self.ws, study)
         return apply_where(points, where) if where and where.strip() else points
+
+    @_reads
+    def results_page(self, study: str, limit: int):
+        """A study's first `limit` runs at their last epoch straight from the store, their number,
+        the OOD split and the metric: what Results paints first (`analysis.studies.results_page`)."""
+        from divrob.analysis.studies import results_page
+
+        return results_page(self.ws, study, limit)
 
     @staticmethod
     def summary(points, all_studies: bool = False):
-        """Per run, last epoch; over all studies also each run's study and state."""
+        """Per run, its last epoch: the task's ID / OOD score (as `divrob results`) and its state;
+        over all studies also its study."""
+        from divrob.analysis import ID_COL, OOD_COL
         from divrob.analysis.report import run_summary
 
-        return run_summary(points, context=all_studies)
+        out = run_summary(points, (ID_COL, OOD_COL), context=True)
+        return out if all_studies or "study" not in out.columns else out.drop(columns="study")
 
     def export_table(self, df, path: str | Path) -> Path:
         from divrob.fileio import atomic_path

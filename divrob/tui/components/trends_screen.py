@@ -119,7 +119,7 @@ class TrendsScreen(StoreScreen):
         study = self.query_one("#study", Select).value
         if study is Select.NULL:
             return
-        self.in_worker(lambda: self.adapter.points(None if study == ALL else study), self.PointsLoaded,
+        self.in_worker(lambda: self.adapter.points(None if study == ALL else study, for_analysis=True), self.PointsLoaded,
                        group="points", context="reading results")
 
     def failed(self, group: str, error: BaseException) -> None:
