@@ -133,7 +133,8 @@ def child(argv: list[str]) -> None:
 
 def tui_child(mode: str, ws_root: str) -> None:
     """Inside a fresh process: start the TUI headless at 80x24 on `mode` and time its first paint
-    (Results: the table filled; Trends: the trends fitted and drawn), from before the import."""
+    (Results: the table's first rows; Trends: the trends fitted and drawn, before their bands and
+    intervals are resampled), from before the import."""
     import asyncio
 
     start = time.perf_counter()
@@ -144,8 +145,7 @@ def tui_child(mode: str, ws_root: str) -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             while True:
                 screen = app.screen
-                if (mode == "results" and getattr(screen, "frame", None) is not None and
-                        screen.query_one("#table").row_count) or \
+                if (mode == "results" and screen.query("#table") and screen.query_one("#table").row_count) or \
                         (mode == "trends" and getattr(screen, "analysis", None) is not None):
                     await pilot.pause()  # the frame with it
                     return time.perf_counter() - start

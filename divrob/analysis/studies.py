@@ -11,7 +11,13 @@ from divrob.analysis import ALL_OOD
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
 from divrob.store.queries import (
-    ID_SPLIT, NOT_OOD, eval_splits, last_epoch_page, last_epoch_rows, studies, study_tasks,
+    ID_SPLIT,
+    NOT_OOD,
+    eval_splits,
+    last_epoch_page,
+    last_epoch_rows,
+    studies,
+    study_tasks,
 )
 from divrob.workspace import Workspace
 

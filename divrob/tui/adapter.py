@@ -398,7 +398,8 @@ class DivrobAdapter:
         return first + [c for c in points.columns if c not in skip and c not in first]
 
     @staticmethod
-    def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT):
+    def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT,
+                with_bands: bool = True):
         """Trends, bands and effective robustness as `divrob plot trends` computes them: the same
         run-level bootstrap and the same number of resamples (analysis.N_BOOT)."""
         from divrob.analysis.robustness import analyse
@@ -406,7 +407,7 @@ class DivrobAdapter:
         if transform not in TRANSFORMS:
             raise DivrobError(f"transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
         try:
-            return analyse(points, group_by, baseline, transform, n_boot=n_boot)
+            return analyse(points, group_by, baseline, transform, n_boot=n_boot, with_bands=with_bands)
         except ValueError as e:  # the pure analysis functions speak ValueError
             raise DivrobError(str(e)) from None
 

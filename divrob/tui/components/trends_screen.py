@@ -60,8 +60,9 @@ class TrendsScreen(StoreScreen):
     ]
 
     class Analysed(Message):
-        def __init__(self, value) -> None:
+        def __init__(self, value, final: bool = True) -> None:
             self.key, self.analysis = value
+            self.final = final  # False: trends without bands or intervals yet
             super().__init__()
 
     def __init__(self) -> None:
@@ -73,6 +74,7 @@ class TrendsScreen(StoreScreen):
         self.hidden: dict[str, set[str]] = {}  # per group-by: the groups the user switched off
         self.bands = "lines"
         self.said = ""  # what the plot area says instead of a plot
+        self.fitting = False  # the trends are drawn; bands and intervals are still being resampled
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -186,8 +188,14 @@ class TrendsScreen(StoreScreen):
         reporter = self.reporter()
 
         def fit():
+            from textual.worker import get_current_worker
+
             task = reporter.task(f"fitting trends by {key[0]} ({key[2]})")
             try:
+                # the trends first (no resampling: quick on a big study), then bands and intervals
+                quick = self.adapter.analyse(points, key[0], None, key[2], with_bands=False)
+                if not get_current_worker().is_cancelled:
+                    self.post_message(self.Analysed((key, quick), final=False))
                 return key, self.adapter.analyse(points, *key)
             finally:
                 task.close()
@@ -196,8 +204,12 @@ class TrendsScreen(StoreScreen):
 
     @on(Analysed)
     def _analysed(self, m: Analysed) -> None:
-        self.analysis, self.analysed_key = m.analysis, m.key
-        self.requested_key = None
+        if not m.final and self.requested_key != m.key:
+            return  # a newer choice is being fitted
+        self.analysis = m.analysis
+        self.fitting = not m.final
+        if m.final:
+            self.analysed_key, self.requested_key = m.key, None
         groups = list(m.analysis.groups)
         self.group_colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
         gl = self.query_one("#groups", SelectionList)
@@ -250,7 +262,9 @@ class TrendsScreen(StoreScreen):
                 verdict = {"above": "green", "below": "red", "spans 0": "yellow"}.get(r.verdict, "dim")
                 ci = Text(f"{signed(lo)}…{signed(hi)}", style=verdict)
             rows.append((name, signed(mean), ci))
-        if a.baseline is None:
+        if self.fitting:
+            rows.append((Text("resampling…", style="dim"), "", ""))
+        elif a.baseline is None:
             rows.append((Text("no baseline", style="dim"), "-", "-"))
         fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
 
