@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import SimpleNamespace
 import struct
 
 import pandas as pd
@@ -161,7 +162,11 @@ def legacy(tmp_path):
             rd.append_epoch("finetune", 1, {"id_test": {"f1_macro": 0.5}, "test": {"f1_macro": 0.25}})
             rd.set_status("finished")
             ingest_run(con, rd)
-            record_study_run(con, "legacy", pr.__class__(pr.distribution, pr.source, pr.sweep, rd.spec(), None))
+            # the spec as it was planned, under the run's own id (a version-0 spec no longer loads)
+            planned_spec = SimpleNamespace(run_id=rd.run_id, arch=spec.arch, seed=spec.seed,
+                                           manifest_id=spec.manifest_id)
+            record_study_run(con, "legacy", SimpleNamespace(distribution=pr.distribution, source=pr.source,
+                                                            sweep=pr.sweep, spec=planned_spec))
             runs[(pr.distribution, pr.spec.seed)] = (rd.run_id, version, True)
         for name, info in plan.manifests.items():
             old = legacy_of[info.manifest_id]

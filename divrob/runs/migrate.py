@@ -161,11 +161,12 @@ def _stored_identity(spec: dict[str, Any], run_id: str) -> dict[str, Any] | None
     Two rebuilds, because either may drift from what an older divrob hashed: the current
     RunSpec's identity (which fills defaults of fields added since), and the same keys taken
     from the stored phase settings only."""
+    from divrob.errors import RunError
     from divrob.runs.spec import RunSpec
 
     try:
-        current = RunSpec.from_dict(spec).identity() | {"version": spec.get("version", 1)}
-    except (KeyError, TypeError, ValueError):
+        current = RunSpec.from_dict(spec, any_version=True).identity() | {"version": spec.get("version", 1)}
+    except (KeyError, TypeError, ValueError, RunError):
         return None
     stored = dict(current)
     for phase in ("pretrain", "finetune"):

@@ -68,11 +68,12 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any], any_version: bool = False) -> "RunSpec":
         """A spec as `to_dict` wrote it; one of an older SPEC_VERSION is refused, since running it
-        now would feed other pixels than the run it names was trained on."""
+        now would feed other pixels than the run it names was trained on. `any_version` reads it
+        anyway, for what only needs its fields (re-keying a legacy run keeps its own version)."""
         version = d.get("version", 1)
-        if version != SPEC_VERSION:
+        if version != SPEC_VERSION and not any_version:
             raise RunError(
                 f"run {d.get('run_id', '?')} was planned by spec version {version} (this divrob: "
                 f"{SPEC_VERSION}, whose data path differs); it cannot be resumed: `divrob study run` "
