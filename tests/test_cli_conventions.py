@@ -61,3 +61,15 @@ def test_table_commands_take_json(tmp_path):
     plan = json.loads(res.output)
     assert plan["study"] == shown["study"] and plan["jobs"]
     assert json.loads(runner.invoke(app, ["jobs", "ls", "--json", *ws]).output) == []
+
+
+def test_recipes_build_json(tmp_path):
+    from test_tui_helpers import GOOD_RECIPE
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(GOOD_RECIPE)
+    ws = ["-w", str(tmp_path / "ws")]
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", *ws]).exit_code == 0
+    res = runner.invoke(app, ["recipes", "build", str(recipe), "--json", *ws])
+    assert res.exit_code == 0 and json.loads(res.output) == [{"distribution": "scratch"}], res.output

@@ -163,6 +163,7 @@ async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
     from textual.widgets import Static
 
     from divrob.dispatch.jobs import live_manager
+    from divrob.store.queries import LAST_EPOCH_FIELDS
     from divrob.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws")
@@ -201,8 +202,9 @@ async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
             assert (run.state, run.fraction, run.epoch_text) == ("finished", 1.0, "done")
             await pilot.press("4")
             await settle(pilot)
-            frame = app.screen.frame
-            assert list(frame["run_id"]) == [kinds["run"].job_id] and 0 <= frame["ood_f1"].iloc[0] <= 1
+            page = app.screen.page  # the first page, straight from the store
+            (row,) = [dict(zip(LAST_EPOCH_FIELDS, r)) for r in page.rows]
+            assert row["run_id"] == kinds["run"].job_id and 0 <= row["ood_score"] <= 1
     finally:
         info = live_manager(ws, "local")  # a failed test leaves no background study behind
         if info is not None:

@@ -497,3 +497,19 @@ def test_a_big_group_is_drawn_thinned_with_its_extremes():
     bx, by = panel.points["big"]
     assert 500 <= len(bx) <= 504 and (bx.min(), bx.max(), by.min(), by.max()) == (0.1, 0.9, 0.1, 0.9)
     assert len(panel.points["small"][0]) == 10 and panel.ranges() == TrendPanel("probit", {"big": (x, y)}).ranges()
+
+
+async def test_enter_on_a_job_opens_its_log_large(fresh_ws):
+    from textual.widgets import Log
+
+    app = make_app(fresh_ws, start="jobs")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        small = screen.query_one("#log", Log).size.height
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.has_class("-log-open") and screen.query_one("#log", Log).size.height > small
+        await pilot.press("l")
+        await pilot.pause()
+        assert not screen.has_class("-log-open")

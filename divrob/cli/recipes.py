@@ -61,7 +61,7 @@ def show(file: FileArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
+def build(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
     """Materialise every distribution of a recipe into a manifest and report its classes."""
     import plotext as plt
 
@@ -72,6 +72,20 @@ def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
 
     ws = open_workspace(workspace)
     r = load_recipe(file)
+    if as_json:
+        from divrob.progress import SILENT
+        from divrob.runs.migrate import migrate_legacy_ids
+
+        migrate_legacy_ids(ws, SILENT)
+        out = []
+        for ed in r.distributions:
+            d = ed.distribution
+            info = None if d.is_scratch else build_manifest(ws, d, SILENT)
+            out.append({"distribution": d.name} | ({} if info is None else {
+                "manifest": info.manifest_id, "classes": info.n_classes, "images": info.n_images,
+                "min_per_class": info.min_per_class, "max_per_class": info.max_per_class}))
+        print_json(out)
+        return
     table = Table("distribution", "manifest", "classes", "images", "min/class", "max/class")
     infos = []
     with RichReporter() as reporter:

@@ -216,6 +216,11 @@ class JobsScreen(DataScreen):
             self.in_worker(lambda: (job, False, self.adapter.job_log_since(job, None)),
                            lambda v: Done("log", v), group="log", context="reading the log")
 
+    @on(DataTable.RowSelected, "#jobs")
+    def _selected(self, m: DataTable.RowSelected) -> None:
+        """enter on a job: its log, large (enter or l again: back)."""
+        self.action_open_log()
+
     @on(Done)
     def _done(self, m: Done) -> None:
         if m.what == "log":
