@@ -513,3 +513,28 @@ async def test_enter_on_a_job_opens_its_log_large(fresh_ws):
         await pilot.press("l")
         await pilot.pause()
         assert not screen.has_class("-log-open")
+
+
+# ---- deliver 5: facets in the TUI ------------------------------------------------------------
+
+async def test_facets_draw_one_panel_per_value(ws):
+    app = make_app(ws, start="trends")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.facet_choices()[:2] == [None, "arch"]
+        await pilot.press("f")
+        await settle(pilot)
+        assert screen.facet == "arch" and list(screen.facets) == ["resnet18", "resnet34"]
+        assert set(screen.facets["resnet18"].groups) == {"scratch", "shapes-2000", "shapes-500"}
+        await pilot.press("t")  # refitting keeps the facets
+        await settle(pilot)
+        assert screen.analysis.transform == "logit" and list(screen.facets) == ["resnet18", "resnet34"]
+        assert screen.facets["resnet18"].transform == "logit"
+        for _ in range(len(screen.facet_choices()) - 2):  # on through the other fields
+            await pilot.press("f")
+            await settle(pilot)
+            assert screen.facet is not None and len(screen.facets) >= 2
+        await pilot.press("f")  # and back to one panel
+        await settle(pilot)
+        assert screen.facet is None and screen.facets is None

@@ -41,3 +41,13 @@ async def _help(pilot):
 
 def test_help_overlay(ws, snap_compare):
     assert snap_compare(app_on(ws, "trends"), terminal_size=(80, 24), run_before=_help)
+
+
+async def _facets(pilot):
+    await settle(pilot)
+    await pilot.press("f")
+    await settle(pilot)
+
+
+def test_trends_facets_large(ws, snap_compare):
+    assert snap_compare(app_on(ws, "trends"), terminal_size=(160, 48), run_before=_facets)

@@ -50,6 +50,24 @@ def thinned(panel, limit: int = MAX_DRAWN):
     return replace(panel, points=out)
 
 
+def draw_facets(plt, panels: dict, shown: list[str], colors: dict[str, str], size=None,
+                bands: str = "lines") -> None:
+    """One panel per facet value side by side on the widget's figure, each titled by its value."""
+    from dataclasses import replace
+
+    from divrob.plots.terminal import draw_trends as draw
+
+    width, height = (size.width, size.height) if size else (80, 24)
+    plt.subplots(1, len(panels))
+    for k, (name, panel) in enumerate(panels.items(), 1):
+        keep = [g for g in panel.groups if g in shown]
+        panel = replace(panel, points={g: v for g, v in panel.points.items() if g in keep},
+                        trends={g: v for g, v in panel.trends.items() if g in keep},
+                        bands={g: v for g, v in panel.bands.items() if g in keep})
+        draw(plt.subplot(1, k), thinned(panel), colors=colors, bands=bands, title=name,
+             width=width // len(panels), height=height)
+
+
 def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None, bands: str = "lines") -> None:
     """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn by the
     renderer of `divrob plot trends`; `size` (the widget's) says how many ticks fit."""
@@ -76,6 +94,7 @@ class TrendsScreen(StoreScreen):
         Binding("b", "focus('#baseline')", "Baseline"),
         Binding("v", "focus('#groups')", "Groups"),
         Binding("d", "cycle_bands", "Bands"),
+        Binding("f", "cycle_facet", "Facets"),
         Binding("x", "export", "Export"),
     ]
 
@@ -95,6 +114,8 @@ class TrendsScreen(StoreScreen):
         self.bands = "lines"
         self.said = ""  # what the plot area says instead of a plot
         self.fitting = False  # the trends are drawn; bands and intervals are still being resampled
+        self.facet: str | None = None  # a field: one panel per value, side by side
+        self.facets: dict | None = None  # panel name -> TrendPanel of the shown facet
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -237,7 +258,10 @@ class TrendsScreen(StoreScreen):
         with self.prevent(SelectionList.SelectedChanged):
             gl.clear_options()
             gl.add_options([Selection(g, g, g not in hidden) for g in groups])
-        self.redraw()
+        if m.final and self.facet is not None:
+            self._fit_facets()  # the facets follow the new choices
+        else:
+            self.redraw()
 
     @on(SelectionList.SelectedChanged, "#groups")
     def _toggled(self) -> None:
@@ -258,7 +282,12 @@ class TrendsScreen(StoreScreen):
 
         shown = self.shown_groups()
         plot = self.query_one("#plot", PlotextPlot)
-        if shown:
+        plot.plt.clear_figure()
+        if shown and self.facet and self.facets:
+            self.said = ""
+            draw_facets(plot.plt, self.facets, shown, self.group_colors, plot.size, self.bands)
+            plot.refresh()
+        elif shown:
             self.said = ""
             draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size, self.bands)
             plot.refresh()
@@ -287,6 +316,42 @@ class TrendsScreen(StoreScreen):
         elif a.baseline is None:
             rows.append((Text("no baseline", style="dim"), "-", "-"))
         fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
+
+    def facet_choices(self) -> list[str | None]:
+        """No facets, then each field (not the group-by) with 2 to 4 values."""
+        if self.points is None or self.analysis is None:
+            return [None]
+        from divrob.analysis.report import NO_AXIS
+
+        out: list[str | None] = [None]
+        for f in self.adapter.group_fields(self.points):
+            values = set(self.points[f].dropna().unique()) - {"", NO_AXIS}
+            if f != self.analysis.group_by and 2 <= len(values) <= 4:
+                out.append(f)
+        return out
+
+    def action_cycle_facet(self) -> None:
+        choices = self.facet_choices()
+        self.facet = choices[(choices.index(self.facet) + 1) % len(choices)] if self.facet in choices else None
+        self.notify(f"facets: {self.facet or 'none'}", timeout=2)
+        self._fit_facets()
+
+    def _fit_facets(self) -> None:
+        self.facets = None
+        if self.facet is None or self.analysis is None or self.facet == self.analysis.group_by:
+            self.facet = None
+            self.redraw()
+            return
+        points, key, facet = self.points, (self.analysis.group_by, self.analysis.baseline, self.analysis.transform), self.facet
+
+        def fit():
+            from divrob.analysis.report import facet_panels
+            from divrob.plots.terminal import panel_of
+
+            return facet, {name: panel_of(self.adapter.analyse(sub, *key)) for name, sub in
+                           facet_panels(points, facet, key[0]).items()}
+
+        self.in_worker(fit, lambda v: Done("facets", v), group="facets", context=f"fitting facets by {facet}")
 
     def action_cycle_bands(self) -> None:
         from divrob.plots.terminal import BAND_STYLES
@@ -325,5 +390,8 @@ class TrendsScreen(StoreScreen):
     def _done(self, m: Done) -> None:
         if m.what == "exported":
             self.notify(f"written to {m.value}", title="export")
+        elif m.what == "facets" and m.value[0] == self.facet:
+            self.facets = m.value[1]
+            self.redraw()
         elif m.what == "stamp":
             self.stamp_changed(m.value)  # reads the studies again, then the points
