@@ -113,6 +113,7 @@ class TrendsScreen(StoreScreen):
         self.hidden: dict[str, set[str]] = {}  # per group-by: the groups the user switched off
         self.bands = "lines"
         self.said = ""  # what the plot area says instead of a plot
+        self.preloaded = False  # the first study's points came with the study list
         self.fitting = False  # the trends are drawn; bands and intervals are still being resampled
         self.facet: str | None = None  # a field: one panel per value, side by side
         self.facets: dict | None = None  # panel name -> TrendPanel of the shown facet
@@ -147,7 +148,33 @@ class TrendsScreen(StoreScreen):
         if not m.studies:
             self.say("no results yet: launch a study (Recipes 1 → Study 2); its trends appear here")
             return
-        self._load_points()
+        if not self.preloaded:
+            self._load_points()
+
+    class FirstLoaded(Message):
+        def __init__(self, value) -> None:
+            self.studies, self.stamp, self.points = value
+            super().__init__()
+
+    def load_studies(self) -> None:
+        """The first time, the first study's points come in the same worker (no second round trip)."""
+        if self.studies is not None:
+            super().load_studies()
+            return
+
+        def first():
+            studies, stamp = self.adapter.studies(), self.adapter.store_stamp()
+            return studies, stamp, (self.adapter.points(studies[0], for_analysis=True) if studies else None)
+
+        self.in_worker(first, self.FirstLoaded, group="studies", context="reading studies")
+
+    @on(FirstLoaded)
+    def _first(self, m: FirstLoaded) -> None:
+        self.preloaded = m.points is not None
+        self._studies(StoreScreen.StudiesLoaded((m.studies, m.stamp)))
+        self.preloaded = False
+        if m.points is not None:
+            self._points(StoreScreen.PointsLoaded(m.points))
 
     def say(self, text: str) -> None:
         """Say something in place of the plot (an empty state, an error)."""
