@@ -38,3 +38,10 @@ class ManifestError(DivrobError):
 
 class RunError(DivrobError):
     """A run that failed or cannot start."""
+
+
+class WeightsError(DivrobError):
+    """External initial weights that cannot be found or do not fit the model: says which file or
+    keys, and what to do."""
+
+    exit_code = 2

@@ -35,6 +35,7 @@ class DatasetRoots(BaseModel):
     fractaldb: str = Field("", description="FractalDB ImageFolder (default: workspace data/)")
     diffusion: str = Field("", description="generated ImageFolder (default: workspace data/)")
     folders: dict[str, str] = Field(default_factory=dict, description="named ImageFolder sources")
+    weights: dict[str, str] = Field(default_factory=dict, description="named weight files a recipe names as @NAME")
 
 
 class ComputeConfig(BaseModel):
@@ -121,6 +122,10 @@ domainnet = ""  # DomainNet: <domain>/<class>/<image> plus <domain>_train.txt an
 # any ImageFolder (<class>/<image>) usable as source = "folder:<name>", or a shift of your own
 # (train/, id_test/ and ood_*/ ImageFolders) usable as downstream = "folder:<name>"
 # mydata = "/data/mydata"
+
+[datasets.weights]
+# weight files a recipe names as pretrain = { weights = "@<name>" } or "open_clip:<arch>:@<name>"
+# clip-yfcc15m = "/ckpt/yfcc15m-rn50.pt"
 
 [compute]
 device = "auto"     # "auto" (cuda when available), "cpu" or "cuda"
@@ -220,6 +225,14 @@ class Workspace:
 
     def folder_root(self, name: str) -> Path | None:
         value = self.config.datasets.folders.get(name)
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def weights_path(self, name: str) -> Path | None:
+        """The file [datasets.weights] names `name`, resolved against the workspace; None if unset."""
+        value = self.config.datasets.weights.get(name)
         if not value:
             return None
         p = Path(value).expanduser()

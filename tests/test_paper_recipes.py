@@ -17,8 +17,6 @@ The indexes are DataFrames in the real SourceIndex shape, built here (no files):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,7 +102,7 @@ def build_all(indexes) -> dict[tuple[str, str], pd.DataFrame]:
         recipe = load_recipe(path)
         for ed in recipe.distributions:
             d = ed.distribution
-            if d.is_scratch:
+            if not d.builds_manifest:  # scratch, or external weights
                 continue
             index = diffusion_index(recipe, imagenet_counts()) if d.source == "diffusion" else indexes[d.source]
             out[(path.stem, d.name)] = rows_from_index(index, d, d.source)
@@ -120,10 +118,36 @@ def counts_of(rows: pd.DataFrame) -> pd.Series:
     return rows.groupby("label_name").size()
 
 
+WEIGHTS_ONLY = {"fig12-clip", "baseline-imagenet-torchvision"}  # every distribution: scratch or external weights
+
+
 def test_every_paper_distribution_builds(built):
     names = {p.stem for p in bundled("recipes/paper").glob("*.toml")}
-    assert {r for r, _ in built} == names
-    assert len(built) == 61  # every non-scratch distribution of the thirteen recipes
+    assert len(names) == 15 and WEIGHTS_ONLY <= names
+    assert {r for r, _ in built} == names - WEIGHTS_ONLY
+    assert len(built) == 61  # every distribution that divrob pre-trains, of the thirteen other recipes
+
+
+def test_external_weight_recipes_fig12_and_the_torchvision_baseline():
+    """Figure 12 fine-tunes three CLIP RN50 towers (one run per seed each, not one per study arch)
+    with AdamW beside the two baselines; the torchvision baseline reads each arch's IMAGENET1K_V1."""
+    from divrob.archs import parse_weights
+
+    fig12 = load_recipe(bundled("recipes/paper/fig12-clip.toml"))
+    weights = {ed.distribution.name: ed.distribution.weights for ed in fig12.distributions}
+    assert weights == {"scratch": None, "imagenet-full": "torchvision:IMAGENET1K_V1",
+                       "clip-yfcc15m": "open_clip:RN50:@clip-rn50-yfcc15m",
+                       "clip-laion15m": "open_clip:RN50:@clip-rn50-laion15m",
+                       "clip-openai": "open_clip:RN50:@clip-rn50-openai"}
+    assert fig12.study.finetune.optimizer == "adamw" and fig12.study.finetune.image_size == 224
+    archs = {ed.distribution.name: ed.distribution.run_archs(fig12.study.archs) for ed in fig12.distributions}
+    assert archs["clip-openai"] == ["open_clip:RN50"] and len(archs["imagenet-full"]) == 6
+    assert sum(map(len, archs.values())) == 15
+    base = load_recipe(bundled("recipes/paper/baseline-imagenet-torchvision.toml"))
+    fig4 = load_recipe(bundled("recipes/paper/fig04-quantity-imagenet.toml")).study
+    assert (base.study.archs, base.study.downstream, base.study.finetune) == (fig4.archs, fig4.downstream, fig4.finetune)
+    assert [ed.distribution.weights for ed in base.distributions] == [None, "torchvision:IMAGENET1K_V1"]
+    assert parse_weights(base.distribution("imagenet-full").distribution.weights).kind == "torchvision"
 
 
 def test_quantity_fig04_and_sources_at_150k(built):

@@ -24,10 +24,12 @@ class _Group(TyperGroup):
 
 
 def _epilog() -> str:
+    from divrob.archs import WEIGHT_SOURCES
     from divrob.downstream import task_names
 
     return (f"Downstream tasks a recipe may name: {', '.join(task_names())} "
-            "(with options: `divrob models`).")
+            "(with options: `divrob models`). "
+            f"Initial weights instead of pre-training: {', '.join(WEIGHT_SOURCES)} (`divrob models`).")
 
 
 app = typer.Typer(

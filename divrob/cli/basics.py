@@ -24,18 +24,18 @@ def init(
 
 
 def models(as_json: JsonOpt = False) -> None:
-    """List the architectures and downstream tasks a recipe may name."""
+    """List the architectures, downstream tasks and weight sources a recipe may name."""
     from rich.markup import escape
     from rich.table import Table
 
-    from divrob.archs import ARCHS
+    from divrob.archs import ARCHS, WEIGHT_SOURCES
     from divrob.downstream import ALIASES, kinds
 
     if as_json:
         print_json({"archs": dict(ARCHS), "downstream": {
             name: {"options": list(kind.Options.model_fields), "summary": kind.summary,
                    "alias": next((a for a, t in ALIASES.items() if t == name), None)}
-            for name, kind in kinds().items()}})
+            for name, kind in kinds().items()}, "weight_sources": dict(WEIGHT_SOURCES)})
         return
 
     table = Table("arch", "model")
@@ -51,6 +51,11 @@ def models(as_json: JsonOpt = False) -> None:
         options = ", ".join(kind.Options.model_fields) or "-"
         tasks.add_row(escape(shown), escape(options), escape(kind.summary))
     console.print(tasks)
+    sources = Table("weights", "what it is",
+                    title=escape('weight sources (recipe: [[distribution]] pretrain = { weights = "..." })'))
+    for form, what in WEIGHT_SOURCES.items():
+        sources.add_row(escape(form), escape(what))
+    console.print(sources)
 
 
 def demo(

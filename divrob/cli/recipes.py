@@ -35,7 +35,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
 
     for f in files:
         r = load_recipe(f)
-        runs = len(r.distributions) * len(r.study.archs) * len(r.study.seeds) * len(r.study.tasks)
+        runs = (sum(len(ed.distribution.run_archs(r.study.archs)) for ed in r.distributions)
+                * len(r.study.seeds) * len(r.study.tasks))
         console.print(f"[green]ok[/] {f}: study {r.study.name!r}, {len(r.distributions)} distributions, {runs} runs")
 
 
@@ -96,6 +97,9 @@ def build(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = Non
             d = ed.distribution
             if d.is_scratch:
                 table.add_row(d.name, "(no pre-training)", "-", "-", "-", "-")
+                continue
+            if d.weights is not None:
+                table.add_row(d.name, f"(weights {d.weights})", "-", "-", "-", "-")
                 continue
             info = build_manifest(ws, d, reporter)
             infos.append((d.name, info))

@@ -102,7 +102,7 @@ def load_recipe(path: str | Path) -> Recipe:
                 if sweep:
                     msg += f" (in the sweep value {sweep})"
                 raise RecipeError(path, f"{where}.{field_path}" if field_path else where, msg) from None
-            problem = None if dist.is_scratch else check_taxonomy(dist)
+            problem = check_taxonomy(dist) if dist.builds_manifest else None
             if problem:
                 raise RecipeError(path, f"{where}.{problem[0]}", problem[1])
             if dist.name in seen:

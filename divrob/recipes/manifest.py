@@ -199,6 +199,9 @@ def read_rekeyed(ws: Workspace) -> dict[str, dict[str, str]]:
 
 
 def build_manifest(ws: Workspace, dist: Distribution, reporter: Reporter = SILENT) -> ManifestInfo:
+    if dist.weights is not None:
+        raise ManifestError(f"distribution {dist.name!r} starts from weights {dist.weights}: it has no manifest "
+                            "(no images are sampled for it)")
     rows = select_rows(ws, dist, reporter)
     mid = manifest_id(rows)
     path = ws.manifests / f"{mid}.parquet"

@@ -37,6 +37,28 @@ class PhaseOverrides(_Strict):
     checkpoint_minutes: float | None = Field(None, ge=0, description="checkpoint inside an epoch this often")
 
 
+FINETUNE_MODES = ("full", "linear", "lp-ft")
+
+
+class FinetuneOverrides(PhaseOverrides):
+    """Fine-tuning overrides, plus which parameters train: `full` (every layer; the default),
+    `linear` (a linear probe: the backbone frozen, BatchNorm statistics included, only the new head
+    trains) or `lp-ft` (a linear probe for `lp_epochs` epochs, then every layer; Kumar et al. 2022)."""
+
+    mode: Literal[FINETUNE_MODES] | None = Field(None, description="full | linear | lp-ft (default full)")
+    lp_epochs: int | None = Field(None, ge=1, description="lp-ft: linear-probe epochs before full fine-tuning "
+                                  "(default: half the epochs, at least 1)")
+
+    @model_validator(mode="after")
+    def _lp_epochs_needs_lp_ft(self) -> "FinetuneOverrides":
+        if self.lp_epochs is not None and self.mode != "lp-ft":
+            raise ValueError('lp_epochs only applies to mode = "lp-ft"')
+        if self.lp_epochs is not None and self.epochs is not None and self.lp_epochs >= self.epochs:
+            raise ValueError(f"lp_epochs ({self.lp_epochs}) must be below epochs ({self.epochs}): "
+                             "lp-ft fine-tunes every layer after the linear probe")
+        return self
+
+
 class Study(_Strict):
     name: str = Field(min_length=1)
     downstream: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
@@ -46,7 +68,7 @@ class Study(_Strict):
     archs: list[str] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     pretrain: PhaseOverrides = Field(default_factory=PhaseOverrides)
-    finetune: PhaseOverrides = Field(default_factory=PhaseOverrides)
+    finetune: FinetuneOverrides = Field(default_factory=FinetuneOverrides)
 
     @field_validator("archs")
     @classmethod
@@ -144,6 +166,21 @@ class LabelMap(_Strict):
         return self
 
 
+class PretrainWeights(_Strict):
+    """Start from external weights instead of pre-training (`divrob models` lists the forms)."""
+
+    weights: str = Field(description='a file (.pt/.pth/.safetensors, or @NAME from [datasets.weights]), '
+                         '"torchvision:IMAGENET1K_V1" or "open_clip:<arch>:<checkpoint>"')
+
+    @field_validator("weights")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from divrob.archs import parse_weights
+
+        parse_weights(value)
+        return value
+
+
 class Distribution(_Strict):
     """One concrete (already sweep-expanded) pre-training distribution."""
 
@@ -151,7 +188,8 @@ class Distribution(_Strict):
     source: str | dict[str, float] | None = Field(
         None, description='a source name, or a mixture {"imagenet" = 0.5, "inat2017" = 0.5} (needs total)'
     )
-    pretrain: bool = True
+    pretrain: bool | PretrainWeights = Field(
+        True, description='false: no pre-training; { weights = "..." }: start from external weights instead')
     total: int | None = Field(None, gt=0, description="images in total, spread evenly over classes")
     per_class: int | None = Field(None, gt=0, description="images per class")
     balance: Literal["per_class", "none"] = "per_class"
@@ -160,9 +198,34 @@ class Distribution(_Strict):
     classes: ClassSelector | None = None
     labels: LabelMap | None = None
 
+    @field_validator("pretrain", mode="before")
+    @classmethod
+    def _pretrain_form(cls, value):
+        """One clear message for a table (not pydantic's one per union member)."""
+        if isinstance(value, dict):
+            from pydantic import ValidationError
+
+            try:
+                return PretrainWeights.model_validate(value)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise ValueError(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}") from None
+        if not isinstance(value, bool):
+            raise ValueError('expected true, false or { weights = "..." }')
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> "Distribution":
+        if self.weights is not None and self.name == SCRATCH:
+            raise ValueError(f'"{SCRATCH}" means no pre-training; give the weights distribution another name')
         if self.is_scratch:
+            return self
+        if self.weights is not None:
+            set_keys = [k for k in ("source", "total", "per_class", "classes", "labels") if getattr(self, k) is not None]
+            if set_keys:
+                raise ValueError(f"distribution {self.name!r} starts from pretrain.weights, so it samples no images: "
+                                 f"remove {', '.join(set_keys)}")
             return self
         if self.source is None:
             raise ValueError(
@@ -193,7 +256,26 @@ class Distribution(_Strict):
 
     @property
     def is_scratch(self) -> bool:
-        return (not self.pretrain) or self.name == SCRATCH
+        return self.pretrain is False or self.name == SCRATCH
+
+    @property
+    def weights(self) -> str | None:
+        """The external weights it starts from, or None (pre-trained by divrob, or scratch)."""
+        return self.pretrain.weights if isinstance(self.pretrain, PretrainWeights) else None
+
+    def run_archs(self, study_archs: list[str]) -> list[str]:
+        """The architectures its runs train: the study's, except that a CLIP checkpoint
+        (open_clip:<arch>:<path>) brings its own tower, `open_clip:<arch>`, and trains only that."""
+        from divrob.archs import parse_weights
+
+        if self.weights is not None and parse_weights(self.weights).kind == "open_clip":
+            return [parse_weights(self.weights).model_arch("")]
+        return list(study_archs)
+
+    @property
+    def builds_manifest(self) -> bool:
+        """Whether divrob samples and pre-trains on it (not scratch, not external weights)."""
+        return not self.is_scratch and self.weights is None
 
     def summary(self) -> dict[str, str]:
         """Short text per column for tables (CLI and TUI): source, size, classes, labels."""
@@ -206,6 +288,8 @@ class Distribution(_Strict):
 
         if self.is_scratch:
             return {"source": "-", "size": "-", "classes": "-", "labels": "-"}
+        if self.weights is not None:
+            return {"source": f"weights {self.weights}", "size": "-", "classes": "-", "labels": "-"}
         size = f"{self.total} total" if self.total else (f"{self.per_class}/class" if self.per_class else "all")
         if isinstance(self.source, dict):
             source = " + ".join(f"{s} x{w:g}" for s, w in self.source.items())

@@ -102,12 +102,13 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
     from divrob.train.checkpoint import load_checkpoint, save_checkpoint
     from divrob.train.loop import train_phase
 
-    label = f"{spec.arch} {'scratch' if spec.is_scratch else spec.manifest_id[:8]}"
+    start = "scratch" if spec.is_scratch else (spec.weights["name"] if spec.weights else spec.manifest_id[:8])
+    label = f"{spec.arch} {start}"
     last = load_checkpoint(rd.checkpoints / "last.pt")
     in_finetune = last is not None and last.get("phase") == "finetune"
     pretrained_path = rd.checkpoints / PRETRAINED
 
-    if not spec.is_scratch and not in_finetune and not pretrained_path.exists():
+    if spec.manifest_id is not None and not in_finetune and not pretrained_path.exists():
         with dist.main_first():  # rank 0 fills the decode cache, the others then read it
             data = _pretrain_data(ws, spec, reporter)
         torch.manual_seed(spec.seed)
@@ -122,7 +123,14 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
     with dist.main_first():
         num_classes, data = _finetune_data(ws, spec, reporter)
     torch.manual_seed(spec.seed)
-    if spec.is_scratch:
+    if spec.weights is not None:  # external weights instead of pre-training (divrob.train.weights)
+        from divrob.train.weights import build_initial_model
+
+        model = build_initial_model(spec.arch, spec.weights, num_classes, seed=spec.seed + 1,
+                                    image_size=spec.finetune.image_size, load=not in_finetune)
+        if not in_finetune:
+            rd.log(f"weights: {spec.weights['source']} ({spec.weights['path']}, sha256 {spec.weights['sha256'][:12]})")
+    elif spec.is_scratch:
         model = build_model(spec.arch, num_classes)
     else:
         model = build_model(spec.arch, spec.pretrain_classes)

@@ -74,15 +74,18 @@ def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> St
     try:
         for ed in recipe.distributions:
             dist = ed.distribution
-            info = None if dist.is_scratch else build_manifest(ws, dist, reporter)
+            info = build_manifest(ws, dist, reporter) if dist.builds_manifest else None
             if info is not None:
                 plan.manifests[dist.name] = info
             task.advance()
+            archs, weights, source = _archs_and_weights(ws, dist, study.archs)
+            if info is not None:
+                source = dist.source_label
             for downstream in tasks:
-                for arch in study.archs:
+                for arch in archs:
                     for seed in study.seeds:
                         spec = RunSpec(
-                            arch=arch, seed=seed, downstream=downstream.label,
+                            arch=arch, seed=seed, downstream=downstream.label, weights=weights.get(arch),
                             downstream_options=downstream.spec_options,
                             # the task's defaults (WILDS's config for its dataset), then the recipe's
                             finetune=finetune_config(arch, {**downstream.finetune_defaults(), **fine_over}),
@@ -90,8 +93,24 @@ def plan_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> St
                             pretrain_classes=info.n_classes if info else None,
                             pretrain=pretrain_config(arch, pre_over) if info else None,
                         )
-                        plan.runs.append(PlannedRun(dist.name, dist.source_label if info else None, ed.sweep,
-                                                    spec, info))
+                        plan.runs.append(PlannedRun(dist.name, source, ed.sweep, spec, info))
     finally:
         task.close()
     return plan
+
+
+def _archs_and_weights(ws: Workspace, dist, study_archs: list[str]):
+    """The architectures a distribution's runs train, the external weights of each (resolved to a
+    file and its sha256, divrob.train.weights), and the source label its runs show. A CLIP checkpoint
+    brings its own tower: its runs train that one architecture, not the study's."""
+    if dist.weights is None:
+        return study_archs, {}, None
+    from divrob.errors import WeightsError
+    from divrob.train.weights import resolve_weights
+
+    archs = dist.run_archs(study_archs)
+    try:
+        weights = {arch: resolve_weights(ws, dist.weights, arch) for arch in archs}
+    except WeightsError as e:
+        raise WeightsError(f"distribution {dist.name!r}: {e}") from None
+    return archs, weights, dist.weights

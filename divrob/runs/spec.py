@@ -29,6 +29,10 @@ class RunSpec:
     pretrain: PhaseConfig | None = None
     # the task's options its label does not spell (divrob.downstream.TaskRef.spec_options)
     downstream_options: dict[str, Any] = field(default_factory=dict)
+    # external initial weights instead of pre-training (divrob.train.weights.resolve_weights):
+    # {"source": as the recipe wrote it, "kind", "name", "path", "sha256"}; the run id takes the
+    # kind and the file's sha256 alone, so other bytes are another run and a moved file is not
+    weights: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from divrob.archs import image_size_problem
@@ -37,10 +41,14 @@ class RunSpec:
             problem = cfg is not None and image_size_problem(self.arch, cfg.image_size)
             if problem:
                 raise RunError(f"{phase}: {problem} in the recipe's [study] {phase} settings")
+        ft = self.finetune
+        if ft.mode == "lp-ft" and (ft.lp_epochs or 0) >= ft.epochs:
+            raise RunError(f"finetune: lp-ft needs lp_epochs ({ft.lp_epochs}) below epochs ({ft.epochs}); "
+                           "raise epochs or lower lp_epochs in the recipe's [study] finetune settings")
 
     @property
     def is_scratch(self) -> bool:
-        return self.manifest_id is None
+        return self.manifest_id is None and self.weights is None
 
     def identity(self) -> dict[str, Any]:
         d = {
@@ -55,6 +63,8 @@ class RunSpec:
         }
         if self.downstream_options:  # absent for tasks without options: their runs keep their ids
             d["downstream_options"] = self.downstream_options
+        if self.weights is not None:  # absent otherwise: runs without external weights keep their ids
+            d["weights"] = {"kind": self.weights["kind"], "sha256": self.weights["sha256"]}
         return d
 
     @property
@@ -89,6 +99,7 @@ class RunSpec:
             pretrain_classes=d.get("pretrain_classes"),
             pretrain=PhaseConfig(**pre) if pre else None,
             downstream_options=d.get("downstream_options") or {},
+            weights=d.get("weights"),
         )
 
 
@@ -97,6 +108,9 @@ def _phase_identity(cfg: PhaseConfig | None) -> dict[str, Any] | None:
         return None
     d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IDENTITY}
     d["decode_size"] = cfg.train_decode_size  # the default and its explicit value: one run
+    if cfg.mode == "full":  # the default, left out so runs planned before modes existed keep their ids
+        d.pop("mode")
+        d.pop("lp_epochs")
     return d
 
 

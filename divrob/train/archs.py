@@ -45,3 +45,29 @@ def replace_head(model, num_classes: int, seed: int):
     else:
         setattr(parent, attr, new)
     return model
+
+
+def head_module(model):
+    """The classification head itself (the layer `replace_head` swaps)."""
+    parent, attr = head(model)
+    return parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
+
+
+def head_name(model) -> str:
+    """The head's module name in `model.state_dict()` keys, e.g. "fc" or "classifier.3"."""
+    layer = head_module(model)
+    return next(name for name, m in model.named_modules() if m is layer)
+
+
+def set_linear_probe(model, linear: bool) -> None:
+    """Freeze every parameter but the head's (`linear`), or let all train. Only the parameters: the
+    caller keeps the frozen layers in eval mode while training (`freeze_backbone_stats`)."""
+    keep = {id(p) for p in head_module(model).parameters()}
+    for p in model.parameters():
+        p.requires_grad_(not linear or id(p) in keep)
+
+
+def freeze_backbone_stats(model) -> None:
+    """Eval mode for all but the head: BatchNorm statistics and dropout of frozen features stay fixed."""
+    model.train(False)
+    head_module(model).train()

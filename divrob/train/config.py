@@ -26,6 +26,10 @@ class PhaseConfig:
     # without augmentation (exactly WILDS's input), 2 x image_size with it (see train/data.py)
     decode_size: int | None = None
     precision: str = "auto"  # bf16 | fp16 | fp32; auto: bf16 on CUDA, fp32 on CPU (divrob.devices)
+    # which parameters train (fine-tuning): "full"; "linear" (frozen backbone, BatchNorm statistics
+    # included: a linear probe); "lp-ft" (linear for the first lp_epochs epochs, then full)
+    mode: str = "full"
+    lp_epochs: int | None = None  # lp-ft only
     # Settings below change speed or bookkeeping, never results: they stay out of the run id.
     workers: int = 4  # threads copying each batch out of the cache
     compile: bool = False  # torch.compile the model (CUDA only; minutes of warm-up)
@@ -33,6 +37,10 @@ class PhaseConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def linear_at(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) trains the head alone (the backbone frozen)."""
+        return self.mode == "linear" or (self.mode == "lp-ft" and epoch <= (self.lp_epochs or 0))
 
     @property
     def train_decode_size(self) -> int:
@@ -66,4 +74,9 @@ def finetune_config(arch: str, overrides: dict[str, Any] | None = None) -> Phase
         epochs=12, batch_size=16, lr=3e-5, optimizer="adam", momentum=0.9,
         weight_decay=0.0, lr_step=None, lr_gamma=1.0, image_size=448,
     )
-    return _apply(base, dict(overrides or {}))
+    cfg = _apply(base, dict(overrides or {}))
+    if cfg.mode == "lp-ft" and cfg.lp_epochs is None:  # documented default: half the epochs, at least 1
+        cfg = replace(cfg, lp_epochs=max(1, cfg.epochs // 2))
+    if cfg.mode != "lp-ft" and cfg.lp_epochs is not None:
+        cfg = replace(cfg, lp_epochs=None)
+    return cfg

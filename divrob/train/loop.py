@@ -13,6 +13,7 @@ import numpy as np
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
 from divrob.train import interrupt
+from divrob.train.archs import freeze_backbone_stats, set_linear_probe
 from divrob.train.checkpoint import load_checkpoint, save_checkpoint
 from divrob.train.config import PhaseConfig
 from divrob.train.crops import epoch_generator
@@ -155,7 +156,7 @@ def train_phase(
         raise RunError(f"{phase}: no readable training images")
     steps = steps_per_epoch(n_train, cfg.batch_size, dist.world)
     skipped = data.train.n_skipped + sum(d.n_skipped for d in data.evals.values())
-    net = _wrap(model, cfg, device, dist, recorder)
+    net, linear = None, None  # wrapped per epoch: DDP hooks only the parameters that train then
     loss_fn = torch.nn.CrossEntropyLoss()
     on_cuda = device.type == "cuda"
     task = reporter.task(f"{label} {phase}", total=cfg.epochs * steps)
@@ -172,7 +173,16 @@ def train_phase(
 
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
+            if cfg.linear_at(epoch) != linear:
+                linear = cfg.linear_at(epoch)
+                if cfg.mode != "full":
+                    set_linear_probe(model, linear)
+                    recorder.log(f"{phase}: epoch {epoch} on: " + (
+                        "linear probe (backbone frozen)" if linear else "every layer trains"))
+                net = _wrap(model, cfg, device, dist, recorder)
             model.train()
+            if linear:
+                freeze_backbone_stats(model)
             order = batch_order(data.train.valid, seed, epoch, shuffle=True)
             gen = epoch_generator(seed, epoch)
             # [loss sum, correct, seen] on the device: adding to them never syncs with the CPU
