@@ -7,8 +7,14 @@ import subprocess
 import sys
 
 import pytest
-
-from test_tui_helpers import FAILED, QUEUED, RUNNING, make_app, make_tui_workspace, settle
+from test_tui_helpers import (
+    FAILED,
+    QUEUED,
+    RUNNING,
+    make_app,
+    make_tui_workspace,
+    settle,
+)
 
 SIZE = (80, 24)
 pytestmark = pytest.mark.anyio
@@ -157,6 +163,7 @@ async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
     from textual.widgets import Static
 
     from divrob.dispatch.jobs import live_manager
+    from divrob.store.queries import LAST_EPOCH_FIELDS
     from divrob.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws")
@@ -195,8 +202,9 @@ async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
             assert (run.state, run.fraction, run.epoch_text) == ("finished", 1.0, "done")
             await pilot.press("4")
             await settle(pilot)
-            frame = app.screen.frame
-            assert list(frame["run_id"]) == [kinds["run"].job_id] and 0 <= frame["ood_f1"].iloc[0] <= 1
+            page = app.screen.page  # the first page, straight from the store
+            (row,) = [dict(zip(LAST_EPOCH_FIELDS, r)) for r in page.rows]
+            assert row["run_id"] == kinds["run"].job_id and 0 <= row["ood_score"] <= 1
     finally:
         info = live_manager(ws, "local")  # a failed test leaves no background study behind
         if info is not None:
@@ -235,11 +243,7 @@ async def test_jobs_table_log_tail_and_cancel(fresh_ws):
         assert [r.job_id for r in screen.rows] == [RUNNING]
 
 
-async def test_retry_without_a_recorded_recipe_shows_a_modal(fresh_ws):
-    from textual.widgets import Static
-
-    from divrob.tui.components.error_modal import ErrorModal
-
+async def test_retry_without_a_recorded_recipe_is_a_toast(fresh_ws):
     app = make_app(fresh_ws, start="jobs")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -248,10 +252,8 @@ async def test_retry_without_a_recorded_recipe_shows_a_modal(fresh_ws):
         assert app.screen.selected == FAILED
         await pilot.press("r")
         await settle(pilot)
-        assert isinstance(app.screen, ErrorModal)
-        assert "recipe of study 'fixture'" in str(app.screen.query_one("#error-message", Static).render())
-        await pilot.press("escape")
-        assert type(app.screen).__name__ == "JobsScreen"
+        assert type(app.screen).__name__ == "JobsScreen"  # nothing to dismiss
+        assert any("recipe of study 'fixture'" in n.message for n in app._notifications)
 
 
 async def test_results_filter_sort_toggle_and_export(ws):
@@ -269,11 +271,11 @@ async def test_results_filter_sort_toggle_and_export(ws):
         await settle(pilot)
         assert table.row_count == 3 and set(screen.frame["arch"]) == {"resnet18"}
         assert table.has_focus
-        await pilot.press("right", "right", "right", "right", "right", "right", "s")  # ood_f1
-        assert screen.sort_by == "ood_f1"
-        assert list(screen.frame["ood_f1"]) == sorted(screen.frame["ood_f1"])
+        await pilot.press("right", "right", "right", "right", "right", "right", "s")  # ood_score
+        assert screen.sort_by == "ood_score"
+        assert list(screen.frame["ood_score"]) == sorted(screen.frame["ood_score"])
         await pilot.press("s")
-        assert list(screen.frame["ood_f1"]) == sorted(screen.frame["ood_f1"], reverse=True)
+        assert list(screen.frame["ood_score"]) == sorted(screen.frame["ood_score"], reverse=True)
         await pilot.press("e")
         assert table.row_count == 15  # every epoch of the 3 runs
         await pilot.press("x")
@@ -282,23 +284,6 @@ async def test_results_filter_sort_toggle_and_export(ws):
         await settle(pilot)
         out = ws.root / "exports" / "results-fixture.csv"
         assert out.exists() and len(out.read_text().splitlines()) == 16
-
-
-async def test_a_bad_filter_shows_a_modal_not_a_crash(ws):
-    from textual.widgets import Static
-
-    from divrob.tui.components.error_modal import ErrorModal
-
-    app = make_app(ws, start="results")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *"colour=red", "enter")
-        await settle(pilot)
-        assert isinstance(app.screen, ErrorModal)
-        assert "unknown field 'colour'" in str(app.screen.query_one("#error-message", Static).render())
-        await pilot.press("enter")
-        assert type(app.screen).__name__ == "ResultsScreen"
-    assert app.return_code in (None, 0)
 
 
 async def test_trends_transform_group_toggle_and_export(ws):

@@ -1,11 +1,10 @@
-"""Snapshots of the five screens at 80x24 (pytest-textual-snapshot). Deterministic: a fixed
+"""Snapshots of the five screens at 80x24 and 160x48 (pytest-textual-snapshot). Deterministic: a fixed
 fixture workspace, no bundled recipes in the list, a fixed clock for elapsed/ETA, no spinners,
 and every worker awaited before the frame is taken. Update with `--snapshot-update`."""
 
 from __future__ import annotations
 
 import pytest
-
 from test_tui_helpers import NOW, make_tui_workspace, settle
 
 
@@ -27,3 +26,28 @@ def app_on(ws, start: str):
 @pytest.mark.parametrize("screen", ["recipes", "study", "jobs", "results", "trends"])
 def test_screen(ws, snap_compare, screen):
     assert snap_compare(app_on(ws, screen), terminal_size=(80, 24), run_before=settle)
+
+
+@pytest.mark.parametrize("screen", ["jobs", "trends"])
+def test_screen_large(ws, snap_compare, screen):
+    assert snap_compare(app_on(ws, screen), terminal_size=(160, 48), run_before=settle)
+
+
+async def _help(pilot):
+    await settle(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause()
+
+
+def test_help_overlay(ws, snap_compare):
+    assert snap_compare(app_on(ws, "trends"), terminal_size=(80, 24), run_before=_help)
+
+
+async def _facets(pilot):
+    await settle(pilot)
+    await pilot.press("f")
+    await settle(pilot)
+
+
+def test_trends_facets_large(ws, snap_compare):
+    assert snap_compare(app_on(ws, "trends"), terminal_size=(160, 48), run_before=_facets)

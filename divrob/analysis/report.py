@@ -11,7 +11,13 @@ from divrob.analysis import ID_COL, OOD_COL
 from divrob.analysis.studies import UNKNOWN_METRIC, check_study, choose_ood, task_facts
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
-from divrob.store.queries import RESULT_COLUMNS, SCORE_COLUMNS, epoch_scores, last_epochs, study_run_table
+from divrob.store.queries import (
+    RESULT_COLUMNS,
+    SCORE_COLUMNS,
+    epoch_scores,
+    last_epochs,
+    study_run_table,
+)
 from divrob.workspace import Workspace
 
 # The `axis` value of a distribution that sweeps nothing (scratch, full ImageNet): such
@@ -116,14 +122,20 @@ def _parse_sweep(text: str) -> dict:
             for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def run_summary(points: pd.DataFrame, scores=("id_f1", "ood_f1")) -> pd.DataFrame:
+def run_summary(points: pd.DataFrame, scores=("id_f1", "ood_f1"), context: bool = False) -> pd.DataFrame:
     """Per run: epochs done and the ID / OOD `scores` at its last epoch (default macro-F1;
-    `(ID_COL, OOD_COL)`: the task's own metric)."""
+    `(ID_COL, OOD_COL)`: the task's own metric). `context`: also the run's study (first) and
+    state (last), for rows of several studies, where a run still running must not look done."""
     if points.empty:
         return points
-    last = points.sort_values("epoch", kind="stable").drop_duplicates(["distribution", "run_id"], keep="last")
-    out = last[["distribution", "arch", "seed", "run_id", "epoch", *scores]]
-    return out.sort_values(["distribution", "arch", "seed"], kind="stable").reset_index(drop=True)
+    key = ["study", "distribution", "run_id"] if context and "study" in points.columns else ["distribution", "run_id"]
+    last = points.sort_values("epoch", kind="stable").drop_duplicates(key, keep="last")
+    cols = ["distribution", "arch", "seed", "run_id", "epoch", *scores]
+    if context:
+        cols = [c for c in ("study",) if c in last.columns] + cols + [c for c in ("state",) if c in last.columns]
+    out = last[cols]
+    return out.sort_values([c for c in ("study", "distribution", "arch", "seed") if c in cols],
+                           kind="stable").reset_index(drop=True)
 
 
 def group_label(value) -> str:

@@ -10,7 +10,15 @@ from pathlib import Path
 from divrob.analysis import ALL_OOD
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
-from divrob.store.queries import ID_SPLIT, NOT_OOD, eval_splits, last_epoch_rows, studies, study_tasks
+from divrob.store.queries import (
+    ID_SPLIT,
+    NOT_OOD,
+    eval_splits,
+    last_epoch_page,
+    last_epoch_rows,
+    studies,
+    study_tasks,
+)
 from divrob.workspace import Workspace
 
 UNKNOWN_METRIC = "score"  # the words for a task this divrob does not know (e.g. a test's "noop")
@@ -95,6 +103,16 @@ def choose_ood(con, study: str | None, ood: str | None) -> str | list[str]:
         raise DivrobError(f"--ood {ood!r}: {where} has no such OOD split; choose from {', '.join(splits)} "
                           f"or {ALL_OOD}")
     return ood
+
+
+def results_page(ws: Workspace, study: str, limit: int) -> tuple[list[tuple], int, str, str]:
+    """The first `limit` runs of a study at their last epoch (`store.queries.last_epoch_page`),
+    how many runs it has, the OOD split read and the metric's name."""
+    with read_connection(ws.db_path) as con:
+        check_study(con, ws, study)
+        split = choose_ood(con, study, None)
+        facts = task_facts(con, study)
+        return (*last_epoch_page(con, study, limit, split, facts.id_splits), split, facts.metric)
 
 
 def results_table(ws: Workspace, study: str | None, limit: int,

@@ -71,35 +71,51 @@ app = typer.Typer(
     help="Pre-training distributions → fine-tuned models → effective robustness, from the terminal.",
     epilog=_epilog(),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, powershell)
     pretty_exceptions_enable=False,
 )
 
-from divrob.cli import basics, jobs, recipes, results, study  # noqa: E402  (registers commands)
+
+def _version(value: bool) -> None:
+    if value:
+        from divrob import __version__
+
+        typer.echo(f"divrob {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print divrob's version and exit."),
+) -> None:
+    """Pre-training distributions → fine-tuned models → effective robustness, from the terminal."""
+
+from divrob.cli import basics, jobs, recipes, results, study
 
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(study.app, name="study")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(results.plot_app, name="plot")
-from divrob.cli import bench  # noqa: E402
+from divrob.cli import bench
 
 app.add_typer(bench.app, name="bench")
-from divrob.cli import data  # noqa: E402
+from divrob.cli import data
 
 app.add_typer(data.app, name="data")
 app.add_typer(data.taxonomy_app, name="taxonomy")
-from divrob.cli import generate  # noqa: E402
+from divrob.cli import generate
 
 app.add_typer(generate.app, name="generate")
 basics.register(app)
 results.register(app)
-from divrob.cli import compare  # noqa: E402
+from divrob.cli import compare
 
 compare.register(app)
-from divrob.cli import doctor as doctor_command  # noqa: E402
+from divrob.cli import doctor as doctor_command
 
 doctor_command.register(app)
-from divrob.cli import tui as tui_command  # noqa: E402
+from divrob.cli import tui as tui_command
 
 tui_command.register(app)
 

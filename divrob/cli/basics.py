@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from divrob.cli.common import WorkspaceOpt, console
+from divrob.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 
 DEMO_RECIPE = "recipes/demo/quickstart.toml"
 
@@ -24,13 +24,20 @@ def init(
     console.print(f"workspace ready at [bold]{escape(str(ws.root))}[/]; set dataset roots in {escape(str(ws.config_path))}")
 
 
-def models() -> None:
+def models(as_json: JsonOpt = False) -> None:
     """List the architectures, downstream tasks and weight sources a recipe may name."""
     from rich.markup import escape
     from rich.table import Table
 
-    from divrob.archs import ARCHS
+    from divrob.archs import ARCHS, WEIGHT_SOURCES
     from divrob.downstream import ALIASES, kinds
+
+    if as_json:
+        print_json({"archs": dict(ARCHS), "downstream": {
+            name: {"options": list(kind.Options.model_fields), "summary": kind.summary,
+                   "alias": next((a for a, t in ALIASES.items() if t == name), None)}
+            for name, kind in kinds().items()}, "weight_sources": dict(WEIGHT_SOURCES)})
+        return
 
     table = Table("arch", "model")
     for key, name in ARCHS.items():
@@ -45,8 +52,6 @@ def models() -> None:
         options = ", ".join(kind.Options.model_fields) or "-"
         tasks.add_row(escape(shown), escape(options), escape(kind.summary))
     console.print(tasks)
-    from divrob.archs import WEIGHT_SOURCES
-
     sources = Table("weights", "what it is",
                     title=escape('weight sources (recipe: [[distribution]] pretrain = { weights = "..." })'))
     for form, what in WEIGHT_SOURCES.items():

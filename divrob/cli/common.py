@@ -26,6 +26,16 @@ WorkspaceOpt = Annotated[
 ]
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the table as JSON, nothing else.")]
+
+
+def print_json(value) -> None:
+    """Machine-readable output: plain JSON on stdout, no colour, no table."""
+    import json
+
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
 def one_of(choices: tuple[str, ...]):
     """An option callback that accepts only `choices` (a usage error, exit 2, otherwise)."""
 

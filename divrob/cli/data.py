@@ -39,6 +39,7 @@ def index(source: SourceArg, workspace: WorkspaceOpt = None) -> None:
 def show(
     source: SourceArg,
     top: Annotated[int, typer.Option(help="How many classes to list (largest first).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON, nothing else.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Classes, images and per-class counts of a source."""
@@ -46,6 +47,15 @@ def show(
 
     df = _index(source, workspace)
     counts = df.groupby("class_name").size().sort_values(ascending=False)
+    if as_json:
+        import json
+
+        doc = {"source": source, "images": len(df), "classes": len(counts),
+               "top_classes": {str(k): int(v) for k, v in counts.head(top).items()}}
+        if "supercategory" in df.columns:
+            doc["supercategories"] = {str(k): int(v) for k, v in df.groupby("supercategory").size().items()}
+        typer.echo(json.dumps(doc, indent=2))
+        return
     console.print(f"[bold]{source}[/]: {len(df):,} images, {len(counts):,} classes, "
                   f"{counts.min()}–{counts.max()} per class (median {int(counts.median())})")
     if "supercategory" in df.columns:

@@ -30,15 +30,32 @@ def _ago(t: float | None) -> str:
     return f"{s:.0f}s" if s < 90 else (f"{s / 60:.0f}m" if s < 5400 else f"{s / 3600:.1f}h")
 
 
-def _progress(j) -> str:
-    """'ft 2/6 step 40/120 812 img/s' from the job's run progress."""
-    p = j.progress
-    parts = [p.label()] if p.epoch is not None else []
-    if p.step is not None:
-        parts.append(f"step {p.step}" + (f"/{p.steps_per_epoch}" if p.steps_per_epoch else ""))
-    if p.images_per_s:
-        parts.append(f"{p.images_per_s:,.0f} img/s")
+def _progress(v) -> str:
+    """'55% ft 2/6' from the monitor's view of a job (`dispatch.monitor`, as the TUI shows it)."""
+    parts = [f"{v.percent}%"] if v.percent is not None else []
+    if v.epoch_text and v.epoch_text != "done":
+        parts.append(v.epoch_text)
     return " ".join(parts) or "-"
+
+
+def _jobs_table(ws, views) -> Table:
+    from divrob.dispatch.monitor import duration
+
+    table = Table(title=f"jobs in {ws.root}")
+    table.add_column("job", no_wrap=True)
+    for name in ("study", "what"):
+        table.add_column(name)
+    table.add_column("state", no_wrap=True)
+    for name in ("where", "progress", "img/s", "gpu", "elapsed", "ETA", "reason"):
+        table.add_column(name, overflow="fold" if name == "reason" else "ellipsis",
+                         no_wrap=name in ("progress", "elapsed", "ETA"))
+    for v in views:
+        gpu = " ".join(x for x in (f"{v.gpu_util:.0f}%" if v.gpu_util is not None else "",
+                                   f"{v.gpu_mem:.1f}G" if v.gpu_mem is not None else "") if x) or "-"
+        table.add_row(v.job_id[:12], Text(v.study or "-"), Text(v.label), styled(v.state), Text(v.where),
+                      _progress(v), "-" if v.images_per_s is None else f"{v.images_per_s:,.0f}", gpu,
+                      duration(v.elapsed), duration(v.eta), Text((v.reason or "")[:60]))
+    return table
 
 
 @app.command("ls")
@@ -46,30 +63,45 @@ def ls(
     study: Annotated[Optional[str], typer.Option("--study", "-s", help="Study name or recipe file.")] = None,
     state: Annotated[Optional[str], typer.Option("--state", help="queued | running | finished | failed | cancelled")] = None,
     all_: Annotated[bool, typer.Option("--all", "-a", help="Also list manifest builds.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Redraw every 2 s until Ctrl-C (a live monitor).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON, nothing else.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Every job with its state, progress (epoch, step, images/s) and, when it failed, why."""
-    from divrob.dispatch.control import list_jobs
+    """Every job with its state, progress (% from steps, epoch x/y), images/s, GPU use where the
+    run reports it, elapsed time, an ETA from the measured rate and, when it failed, why."""
     from divrob.dispatch.jobs import STATES, live_manager
+    from divrob.dispatch.monitor import job_views
     from divrob.errors import DivrobError
     from divrob.workspace import EXECUTORS, open_workspace
 
     if state is not None and state not in STATES:
         raise DivrobError(f"--state {state!r}: choose from {', '.join(STATES)}")
+    if watch and as_json:
+        raise DivrobError("--watch and --json do not go together: --json prints once")
     ws = open_workspace(workspace)
-    jobs = list_jobs(ws, study=_study_name(ws, study), state=state, include_manifests=all_)
-    table = Table(title=f"jobs in {ws.root}")
-    table.add_column("job", no_wrap=True)
-    for name in ("study", "what"):
-        table.add_column(name)
-    table.add_column("state", no_wrap=True)
-    for name in ("where", "tries", "progress", "updated", "reason"):
-        table.add_column(name, overflow="fold" if name == "reason" else "ellipsis")
-    for j in jobs:
-        where = j.external_id or j.slot or j.executor
-        table.add_row(j.job_id[:12], Text(j.study or "-"), Text(j.label), styled(j.state), Text(where),
-                      str(j.attempts or 0), _progress(j), _ago(j.updated), Text((j.reason or "")[:60]))
-    console.print(table)
+    name = _study_name(ws, study)
+
+    def views():
+        return job_views(ws, study=name, state=state, include_manifests=all_)
+
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        typer.echo(json.dumps([{**asdict(v), "percent": v.percent} for v in views()], indent=2))
+        return
+    if watch:
+        from rich.live import Live
+
+        try:
+            with Live(_jobs_table(ws, views()), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(2)
+                    live.update(_jobs_table(ws, views()), refresh=True)
+        except KeyboardInterrupt:
+            return
+    jobs = views()
+    console.print(_jobs_table(ws, jobs))
     counts = {s: sum(1 for j in jobs if j.state == s) for s in STATES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no jobs")
     for e in EXECUTORS:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from divrob.cli.common import WorkspaceOpt, console
+from divrob.cli.common import JsonOpt, WorkspaceOpt, console, print_json
 
 app = typer.Typer(help="Validate, inspect and build recipes.", no_args_is_help=True)
 
@@ -18,10 +18,13 @@ FileArg = Annotated[Path, typer.Argument(help="A recipe .toml file, or a bundled
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: JsonOpt = False) -> None:
     """The recipes shipped with divrob, by the name any recipe argument accepts."""
     from divrob.bundled import bundled_recipes
 
+    if as_json:
+        print_json(list(bundled_recipes()))
+        return
     for name in bundled_recipes():
         console.print(name, highlight=False)
 
@@ -39,12 +42,17 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Recipe .toml file
 
 
 @app.command()
-def show(file: FileArg) -> None:
+def show(file: FileArg, as_json: JsonOpt = False) -> None:
     """The recipe's study and its expanded distributions, as tables."""
     from divrob.recipes.load import load_recipe
 
     r = load_recipe(file)
     s = r.study
+    if as_json:
+        print_json({"study": s.name, "downstream": s.downstream_label, "archs": list(s.archs), "seeds": list(s.seeds),
+                    "distributions": [{"distribution": ed.distribution.name, **ed.distribution.summary(),
+                                       "sweep": dict(ed.sweep)} for ed in r.distributions]})
+        return
     console.print(f"study [bold cyan]{escape(s.name)}[/]: downstream {escape(s.downstream_label)}; archs {', '.join(s.archs)}; seeds {escape(str(s.seeds))}")
     table = Table("distribution", "source", "size", "classes", "labels", "sweep", title=str(file))
     for ed in r.distributions:
@@ -55,7 +63,7 @@ def show(file: FileArg) -> None:
 
 
 @app.command()
-def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
+def build(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
     """Materialise every distribution of a recipe into a manifest and report its classes."""
     import plotext as plt
 
@@ -66,6 +74,20 @@ def build(file: FileArg, workspace: WorkspaceOpt = None) -> None:
 
     ws = open_workspace(workspace)
     r = load_recipe(file)
+    if as_json:
+        from divrob.progress import SILENT
+        from divrob.runs.migrate import migrate_legacy_ids
+
+        migrate_legacy_ids(ws, SILENT)
+        out = []
+        for ed in r.distributions:
+            d = ed.distribution
+            info = None if d.is_scratch else build_manifest(ws, d, SILENT)
+            out.append({"distribution": d.name} | ({} if info is None else {
+                "manifest": info.manifest_id, "classes": info.n_classes, "images": info.n_images,
+                "min_per_class": info.min_per_class, "max_per_class": info.max_per_class}))
+        print_json(out)
+        return
     table = Table("distribution", "manifest", "classes", "images", "min/class", "max/class")
     infos = []
     with RichReporter() as reporter:

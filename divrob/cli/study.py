@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from divrob.cli.common import RichReporter, WorkspaceOpt, console, styled
+from divrob.cli.common import JsonOpt, RichReporter, WorkspaceOpt, console, print_json, styled
 
 app = typer.Typer(help="Plan and run the (distribution x architecture x seed) grid of a recipe.", no_args_is_help=True)
 
@@ -31,12 +31,18 @@ TimeOpt = Annotated[Optional[int], typer.Option("--time-min", help="slurm: time 
 ParOpt = Annotated[Optional[int], typer.Option("--array-parallelism", help="slurm: array tasks at once.", rich_help_panel="SLURM", min=1)]
 
 @app.command()
-def plan(file: FileArg, workspace: WorkspaceOpt = None) -> None:
+def plan(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
     """Every job the study needs, its dependencies, and what `study run` will do with it."""
     from divrob.dispatch.launch import preview_study
     from divrob.workspace import open_workspace
 
     ws = open_workspace(workspace)
+    if as_json:
+        from divrob.progress import SILENT
+
+        study, rows = preview_study(ws, file, SILENT)
+        print_json({"study": study, "jobs": rows})
+        return
     with RichReporter() as reporter:
         study, rows = preview_study(ws, file, reporter)
     generate_first = any(r["kind"] == "generate" for r in rows)

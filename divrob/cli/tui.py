@@ -1,17 +1,27 @@
-"""`divrob tui`: the terminal app (Textual). Imported only when the command runs."""
+"""`divrob tui [RECIPE]`: the terminal app (Textual). Imported only when the command runs."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from divrob.cli.common import WorkspaceOpt
 
 
-def tui(workspace: WorkspaceOpt = None) -> None:
-    """Recipes, study plan and launch, live jobs, results and trend plots in one terminal app."""
-    from divrob.tui.app import DivrobApp
+def tui(
+    recipe: Annotated[Path | None, typer.Argument(
+        help="A recipe file (anywhere) to open on the Study screen.", exists=True, dir_okay=False)] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Recipes, study plan and launch, live jobs, results and trend plots in one terminal app.
+    Exits 1 when the workspace cannot be opened or the app fails."""
+    from divrob.tui.app import run
 
-    DivrobApp(workspace).run()
+    code = run(workspace, recipe)
+    if code:
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -314,8 +314,12 @@ class RunDir:
             self.log(f"failed: {e}")
             self.set_status("failed", reason=str(e))
             raise
+        except KeyboardInterrupt as e:  # a user's cancel (Ctrl-C, SIGTERM from `jobs cancel`): no traceback
+            why = str(e) or "cancelled"
+            self.log(why if why.startswith("cancelled") else f"cancelled: {why}")
+            self.set_status("cancelled", reason=why)
+            raise
         except BaseException as e:
             self.log("failed:\n" + traceback.format_exc())
-            state = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
-            self.set_status(state, reason=f"{type(e).__name__}: {e}")
+            self.set_status("failed", reason=f"{type(e).__name__}: {e}")
             raise

@@ -181,6 +181,16 @@ def last_epoch_rows(con, study: str | None, limit: int, ood: str = "test",
     return "runs", rows, n
 
 
+def last_epoch_page(con, study: str | None, limit: int, ood: str = "test",
+                    id_splits: dict[str, str] | None = None) -> tuple[list[tuple], int]:
+    """The first `limit` runs (rows of LAST_EPOCH_FIELDS, listing order) and how many there are,
+    in one pass and without pandas: what a screen shows first of a big study."""
+    sql, params = _last(study, ood, dict(id_splits or {}))
+    rows = con.execute(f"SELECT {', '.join(LAST_EPOCH_FIELDS)}, count(*) OVER () FROM ({sql}) ORDER BY k "
+                       f"LIMIT {int(limit)}", params).fetchall()
+    return [r[:-1] for r in rows], (rows[0][-1] if rows else 0)
+
+
 def studies(con) -> list[str]:
     return [r[0] for r in con.execute("SELECT DISTINCT study FROM study_runs ORDER BY study").fetchall()]
 

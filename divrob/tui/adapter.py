@@ -10,16 +10,16 @@ never imported at all.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from divrob.errors import DivrobError
 from divrob.analysis import N_BOOT, TRANSFORMS
+from divrob.errors import DivrobError
 from divrob.progress import SILENT, Reporter
 
 TABLE_FORMATS = (".csv", ".parquet")
@@ -78,25 +78,6 @@ class PlanView:
             else:
                 out["other"] += 1
         return out
-
-
-@dataclass
-class JobRow:
-    """One line of the Jobs table, with what the store and the run directory say."""
-
-    job_id: str
-    label: str
-    state: str
-    executor: str
-    slot: str
-    phase: str
-    fraction: float | None  # of the whole run (pre-training + fine-tuning), steps included
-    epoch_text: str
-    images_per_s: float | None
-    elapsed: float | None
-    eta: float | None
-    reason: str
-    study: str
 
 
 class _ReadWriteLock:
@@ -284,57 +265,45 @@ class DivrobAdapter:
     # ---- jobs -------------------------------------------------------------------------------
 
     @_reads
-    def jobs(self, include_done: bool = True) -> list[JobRow]:
-        from divrob.dispatch.control import list_jobs
+    def jobs(self, include_done: bool = True):
+        """Every job as the monitor shows it (`dispatch.monitor.JobView`, the numbers of `divrob
+        jobs ls`); with include_done False only the queued and running ones."""
+        from divrob.dispatch.monitor import job_views
 
-        now = self.clock()
-        rows = []
-        for j in list_jobs(self.ws):
-            if not include_done and j.state not in ("queued", "running"):
-                continue
-            rows.append(self._job_row(j, now))
-        return rows
-
-    def _job_row(self, j, now: float) -> JobRow:
-        p = j.progress
-        total = self._epochs_of(j.job_id) if j.kind == "run" else None
-        fraction = 1.0 if j.state == "finished" else (p.run_fraction(*total) if total else None)
-        elapsed = None
-        if j.started:
-            elapsed = max(0.0, (j.ended or now) - j.started)
-        eta = None
-        if j.state == "running" and elapsed and fraction and 0 < fraction < 1:
-            eta = elapsed * (1 - fraction) / fraction
-        return JobRow(j.job_id, j.label or j.kind, j.state, j.executor, j.slot or "-", p.phase or "", fraction,
-                      "done" if j.state == "finished" else p.label(), p.images_per_s, elapsed, eta, j.reason or "",
-                      j.study or "")
-
-    def _epochs_of(self, run_id: str) -> tuple[int, int] | None:
-        """(pre-training epochs, fine-tuning epochs) from the run's spec.json."""
-        path = self.ws.runs / run_id / "spec.json"
-        try:
-            spec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        pre = (spec.get("pretrain") or {}).get("epochs") or 0
-        fine = (spec.get("finetune") or {}).get("epochs") or 0
-        return (int(pre), int(fine)) if pre or fine else None
+        rows = job_views(self.ws, now=self.clock())
+        return rows if include_done else [r for r in rows if r.state in ("queued", "running")]
 
     @_reads
     def job_log(self, job_id: str, lines: int = 200) -> str:
+        """The job's state line and the end of its logs, as one text."""
+        head, body, _ = self.job_log_since(job_id, None, lines)
+        return head + "\n" + (body or "(no log yet)")
+
+    @_reads
+    def job_log_since(self, job_id: str, offsets: dict[str, int] | None, lines: int = 200,
+                      max_bytes: int = 1 << 20) -> tuple[str, str, dict[str, int]]:
+        """(state line, log text, offsets): with offsets None the last `lines` of each log, else
+        only what was appended since those offsets, so a log pane can follow without rewriting."""
         from divrob.dispatch.control import find_job, log_paths
         from divrob.dispatch.jobs import log_tail
 
         j = find_job(self.ws, job_id)
         head = f"{j.job_id} ({j.label or j.kind}): {j.state}" + (f" — {j.reason}" if j.reason else "")
-        parts = [head]
+        parts, new = [], {}
         for p in log_paths(self.ws, j):
-            if p.exists():
-                parts.append(f"── {p.name} ──")
-                parts.append(log_tail(p, lines))
-        if len(parts) == 1:
-            parts.append("(no log yet)")
-        return "\n".join(parts)
+            if not p.exists():
+                continue
+            size = p.stat().st_size
+            new[str(p)] = size
+            if offsets is None:
+                parts.append(f"── {p.name} ──\n" + log_tail(p, lines))
+            elif size > offsets.get(str(p), 0):
+                start = max(offsets.get(str(p), 0), size - max_bytes)
+                with open(p, "rb") as f:
+                    f.seek(start)
+                    text = f.read(size - start).decode(errors="replace")
+                parts.append((f"── {p.name} ──\n" if str(p) not in offsets else "") + text.rstrip("\n"))
+        return head, "\n".join(parts), new
 
     @_writes
     def cancel(self, job_id: str) -> list[str]:
@@ -374,19 +343,37 @@ class DivrobAdapter:
             return studies(con)
 
     @_reads
-    def points(self, study: str | None, where: str | None = None):
-        """Every fine-tuning epoch of a study (None: all), sweep keys as columns, filtered."""
+    def points(self, study: str | None, where: str | None = None, *, for_analysis: bool = False):
+        """Every fine-tuning epoch of a study (None: all), sweep keys as columns, filtered.
+        `for_analysis`: only the scores a trend needs (a big study loads several times faster)."""
         from divrob.analysis.report import study_points
         from divrob.analysis.where import apply_where
 
-        points = study_points(self.ws, study)
+        if for_analysis:
+            from divrob.analysis import ID_COL, OOD_COL
+
+            points = study_points(self.ws, study, (ID_COL, OOD_COL))
+        else:
+            points = study_points(self.ws, study)
         return apply_where(points, where) if where and where.strip() else points
 
+    @_reads
+    def results_page(self, study: str, limit: int):
+        """A study's first `limit` runs at their last epoch straight from the store, their number,
+        the OOD split and the metric: what Results paints first (`analysis.studies.results_page`)."""
+        from divrob.analysis.studies import results_page
+
+        return results_page(self.ws, study, limit)
+
     @staticmethod
-    def summary(points):
+    def summary(points, all_studies: bool = False):
+        """Per run, its last epoch: the task's ID / OOD score (as `divrob results`) and its state;
+        over all studies also its study."""
+        from divrob.analysis import ID_COL, OOD_COL
         from divrob.analysis.report import run_summary
 
-        return run_summary(points)
+        out = run_summary(points, (ID_COL, OOD_COL), context=True)
+        return out if all_studies or "study" not in out.columns else out.drop(columns="study")
 
     def export_table(self, df, path: str | Path) -> Path:
         from divrob.fileio import atomic_path
@@ -411,7 +398,8 @@ class DivrobAdapter:
         return first + [c for c in points.columns if c not in skip and c not in first]
 
     @staticmethod
-    def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT):
+    def analyse(points, group_by: str, baseline: str | None, transform: str, n_boot: int = N_BOOT,
+                with_bands: bool = True):
         """Trends, bands and effective robustness as `divrob plot trends` computes them: the same
         run-level bootstrap and the same number of resamples (analysis.N_BOOT)."""
         from divrob.analysis.robustness import analyse
@@ -419,7 +407,7 @@ class DivrobAdapter:
         if transform not in TRANSFORMS:
             raise DivrobError(f"transform {transform!r}: choose from {', '.join(TRANSFORMS)}")
         try:
-            return analyse(points, group_by, baseline, transform, n_boot=n_boot)
+            return analyse(points, group_by, baseline, transform, n_boot=n_boot, with_bands=with_bands)
         except ValueError as e:  # the pure analysis functions speak ValueError
             raise DivrobError(str(e)) from None
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from divrob.tui.components.error_modal import PassThrough
 
-class Confirm(ModalScreen[bool]):
+
+class Confirm(PassThrough):
     DEFAULT_CSS = """
     Confirm { align: center middle; }
     Confirm > Vertical {

@@ -1,4 +1,6 @@
-"""Errors in a modal, never a crash: workers post `ShowError`, the app shows `ErrorModal`."""
+"""Errors never block: workers post `ShowError`, the app shows it as a toast once per distinct
+error (see `DivrobApp.report_error`). A modal is kept only for what needs a decision (a workspace
+that cannot be opened: leave). Every modal here lets `q`, `1`-`5` and `?` through (`PassThrough`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+SCREEN_KEYS = (("1", "recipes"), ("2", "study"), ("3", "jobs"), ("4", "results"), ("5", "trends"))
 
 
 class ShowError(Message):
@@ -28,7 +32,27 @@ def describe(error: BaseException) -> tuple[str, str]:
     return f"unexpected {type(error).__name__}", str(error) or repr(error)
 
 
-class ErrorModal(ModalScreen[None]):
+class PassThrough(ModalScreen):
+    """A modal that does not trap: `q` quits, `1`-`5` close it and switch screens, `?` shows the
+    keys. (Textual stops the app's bindings at a modal, so the modal carries them.)"""
+
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit", show=False),
+        *(Binding(key, f"leave_to('{mode}')", mode, show=False) for key, mode in SCREEN_KEYS),
+        Binding("question_mark", "leave_to('help')", "Help", show=False),
+    ]
+
+    def action_leave_to(self, mode: str) -> None:
+        self.dismiss(None)
+        if mode == "help":
+            self.app.action_help()
+        elif getattr(self.app, "workspace_failed", False):
+            return  # nothing to switch to: the dismissal leaves the app
+        else:
+            self.app.switch_mode(mode)
+
+
+class ErrorModal(PassThrough):
     DEFAULT_CSS = """
     ErrorModal { align: center middle; }
     ErrorModal > Vertical {
@@ -40,16 +64,17 @@ class ErrorModal(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
 
-    def __init__(self, title: str, message: str, context: str = "") -> None:
+    def __init__(self, title: str, message: str, context: str = "", hint: str = "enter / esc: close") -> None:
         super().__init__()
         self.title_text = title + (f" — {context}" if context else "")
         self.message = message
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.title_text, id="error-title", markup=False)
             yield Static(self.message, id="error-message", markup=False)
-            yield Static("enter / esc: close", id="error-hint")
+            yield Static(self.hint, id="error-hint", markup=False)
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

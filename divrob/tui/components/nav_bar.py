@@ -1,4 +1,4 @@
-"""The top line: which screen this is, the keys to the others, and the workspace."""
+"""The top line: tabs for the five screens (the current one marked), `?` help, the workspace."""
 
 from __future__ import annotations
 
@@ -19,13 +19,17 @@ class NavBar(Widget):
         self.current = current
 
     def render(self) -> Text:
-        text = Text(" divrob ", style="bold reverse")
+        text = Text("divrob", style="bold")
         for key, mode, title in SCREENS:
-            style = "bold reverse" if mode == self.current else ""
             text.append(" ")
-            text.append(f"{key} {title}", style=style)
+            if mode == self.current:  # a tab that stands out in colour and without it
+                text.append(f"[{key} {title}]", style="bold reverse")
+            else:
+                text.append(f" {key} {title} ", style="dim")
+        text.append("  ? help", style="dim")
         name = getattr(self.app, "workspace_name", "")
         if name:
             pad = self.size.width - text.cell_len - len(name) - 1
-            text.append(" " * max(1, pad) + name, style="dim")
+            if pad >= 1:
+                text.append(" " * pad + name, style="dim")
         return text

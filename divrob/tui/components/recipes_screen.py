@@ -1,5 +1,6 @@
-"""Recipes: the workspace's and the bundled recipe files; a recipe's study and expanded
-distributions, or its validation error inline; a class-count preview; build."""
+"""Recipes: the workspace's and the bundled recipe files (the folders are watched: a new file
+appears by itself), any file through `o` (open, with path completion); a recipe's study and
+expanded distributions, or its validation error inline; a class-count preview; build."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class RecipesScreen(DataScreen):
         Binding("c", "counts", "Class counts"),
         Binding("b", "build", "Build"),
         Binding("s", "study", "Study this"),
+        Binding("o", "app.open_recipe", "Open file…"),
         Binding("R", "reload", "Rescan", show=False),
     ]
 
@@ -72,12 +74,21 @@ class RecipesScreen(DataScreen):
 
     def on_mount(self) -> None:
         self.action_reload()
+        self.set_interval(self.app.refresh_s * 2, self._watch)
 
     def action_reload(self) -> None:
         self.in_worker(self.adapter.recipe_files, self.FilesLoaded, group="files", context="listing recipes")
 
+    def _watch(self) -> None:
+        """The recipe folders, polled while shown: a file added or removed updates the list."""
+        if self.app.screen is self and self.poll_due("files"):
+            self.action_reload()
+
     @on(FilesLoaded)
     def _files_loaded(self, m: FilesLoaded) -> None:
+        if m.files == self.files and self.files:
+            return  # unchanged: keep the cursor and the shown recipe
+        keep = self.current_file if self.files else None
         self.files = m.files
         options: list = []
         group = None
@@ -90,10 +101,13 @@ class RecipesScreen(DataScreen):
             options.append(Option("(no recipes: add .toml files to the workspace)", disabled=True))
         ol = self.query_one("#files", OptionList)
         ol.set_options(options)
-        ol.focus()
+        if keep is None:
+            ol.focus()
+        ids = {f"file-{i}": f.path for i, f in enumerate(m.files)}
+        again = next((k for k, o in enumerate(options) if keep is not None and ids.get(o.id or "") == keep), None)
         first = next((k for k, o in enumerate(options) if not o.disabled), None)
-        if first is not None:
-            ol.highlighted = first
+        if again is not None or first is not None:
+            ol.highlighted = again if again is not None else first
 
     @property
     def current_file(self) -> Path | None:
@@ -150,13 +164,19 @@ class RecipesScreen(DataScreen):
         self.in_worker(lambda: (name, self.adapter.class_counts(path, name, reporter)), self.CountsLoaded,
                        group="counts", context=f"class counts of {name}")
 
+    def failed(self, group: str, error: BaseException) -> None:
+        if group in ("counts", "build"):  # "building …" must not outlive the error
+            self.query_one("#counts", Static).update("")
+
     @on(CountsLoaded)
     def _counts_loaded(self, m: CountsLoaded) -> None:
         info = m.info
         self.query_one("#counts", Static).update(
             f"{m.name}: manifest {info.manifest_id} · {info.n_images} images · {info.n_classes} classes "
             f"· {info.min_per_class}–{info.max_per_class} per class")
-        from textual_plotext import PlotextPlot  # on first use: it is not needed to start
+        from textual_plotext import (
+            PlotextPlot,  # on first use: it is not needed to start
+        )
 
         plots = self.query("#hist")
         if plots:

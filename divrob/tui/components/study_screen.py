@@ -17,7 +17,6 @@ from divrob.tui.components.progress_panel import ProgressPanel
 from divrob.tui.components.tables import fill_table
 
 
-
 class StudyScreen(DataScreen):
     MODE = "study"
     DEFAULT_CSS = """
@@ -29,6 +28,7 @@ class StudyScreen(DataScreen):
         Binding("p", "plan", "Plan"),
         Binding("l", "launch('local')", "Launch local"),
         Binding("s", "launch('slurm')", "Launch SLURM"),
+        Binding("o", "app.open_recipe", "Open file…"),
     ]
 
     class Planned(Message):
@@ -59,11 +59,19 @@ class StudyScreen(DataScreen):
         recipe = self.app.recipe
         head = self.query_one("#study-head", Static)
         if recipe is None:
-            head.update("no recipe chosen: pick one on Recipes (1) and press s")
+            head.update("no recipe chosen: pick one on Recipes (1) and press s, or open a file with o")
             return
-        head.update(f"recipe {recipe.name} — p: plan · l: launch local · s: launch SLURM")
+        head.update(f"recipe {self._shown_path(recipe)} — p: plan · l: launch local · s: launch SLURM")
         if self.planned_for != recipe:
             self.action_plan()
+
+    def _shown_path(self, recipe) -> str:
+        """Inside the workspace relative to it; from anywhere else in full."""
+        root = getattr(self.adapter._ws, "root", None)
+        try:
+            return str(recipe.relative_to(root)) if root else str(recipe)
+        except ValueError:
+            return str(recipe)
 
     def action_plan(self) -> None:
         recipe = self.app.recipe
@@ -76,11 +84,18 @@ class StudyScreen(DataScreen):
         self.in_worker(lambda: self.adapter.plan(recipe, reporter), self.Planned, group="plan",
                        context=f"planning {recipe.name}")
 
+    def failed(self, group: str, error: BaseException) -> None:
+        if group == "plan":  # "planning…" must not outlive the error
+            self.planned_for = None
+            self.query_one("#study-counts", Static).update("could not plan this recipe (p: try again)")
+
     @on(Planned)
     def _planned(self, m: Planned) -> None:
         from rich.text import Text
 
         self.plan = m.plan
+        self.query_one("#study-head", Static).update(  # the workspace is open now: a shorter path
+            f"recipe {self._shown_path(m.plan.recipe)} — p: plan · l: launch local · s: launch SLURM")
         counts = m.plan.counts()
         self.query_one("#study-counts", Static).update(
             f"study {m.plan.study}: " + ("its sources are generated first, then its runs are planned"

@@ -27,15 +27,56 @@ def signed(x: float) -> str:
     return f"{x:+.3f}".replace("0.", ".", 1)
 
 
-def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None) -> None:
+ALL = "*all*"
+
+
+MAX_DRAWN = 2000  # points per group: a terminal shows no more (80x24 cells of 2x4 dots)
+
+
+def thinned(panel, limit: int = MAX_DRAWN):
+    """The panel with at most `limit` points per group, evenly spread and the extremes kept (so
+    the axes do not change): a 100,000-run study draws in a blink. The fits use every point."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    out = {}
+    for g, (x, y) in panel.points.items():
+        if len(x) > limit:
+            keep = np.unique(np.concatenate([np.linspace(0, len(x) - 1, limit).astype(int),
+                                             [x.argmin(), x.argmax(), y.argmin(), y.argmax()]]))
+            x, y = x[keep], y[keep]
+        out[g] = (x, y)
+    return replace(panel, points=out)
+
+
+def draw_facets(plt, panels: dict, shown: list[str], colors: dict[str, str], size=None,
+                bands: str = "lines") -> None:
+    """One panel per facet value side by side on the widget's figure, each titled by its value."""
+    from dataclasses import replace
+
+    from divrob.plots.terminal import draw_trends as draw
+
+    width, height = (size.width, size.height) if size else (80, 24)
+    plt.subplots(1, len(panels))
+    for k, (name, panel) in enumerate(panels.items(), 1):
+        keep = [g for g in panel.groups if g in shown]
+        panel = replace(panel, points={g: v for g, v in panel.points.items() if g in keep},
+                        trends={g: v for g, v in panel.trends.items() if g in keep},
+                        bands={g: v for g, v in panel.bands.items() if g in keep})
+        draw(plt.subplot(1, k), thinned(panel), colors=colors, bands=bands, title=name,
+             width=width // len(panels), height=height)
+
+
+def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=None, bands: str = "lines") -> None:
     """The trend plot of the shown groups on `plt` (a textual-plotext figure), drawn by the
     renderer of `divrob plot trends`; `size` (the widget's) says how many ticks fit."""
     from divrob.plots.terminal import draw_trends as draw
     from divrob.plots.terminal import panel_of
 
     width, height = (size.width, size.height) if size else (None, None)
-    draw(plt, panel_of(analysis, shown), colors=colors, bands="lines",
-         title=f"OOD vs ID macro-F1 ({analysis.transform})", width=width, height=height)
+    draw(plt, thinned(panel_of(analysis, shown)), colors=colors, bands=bands,
+         title=f"OOD vs ID ({analysis.transform})", width=width, height=height)
 
 
 class TrendsScreen(StoreScreen):
@@ -52,12 +93,15 @@ class TrendsScreen(StoreScreen):
         Binding("g", "focus('#group-by')", "Group by"),
         Binding("b", "focus('#baseline')", "Baseline"),
         Binding("v", "focus('#groups')", "Groups"),
+        Binding("d", "cycle_bands", "Bands"),
+        Binding("f", "cycle_facet", "Facets"),
         Binding("x", "export", "Export"),
     ]
 
     class Analysed(Message):
-        def __init__(self, value) -> None:
+        def __init__(self, value, final: bool = True) -> None:
             self.key, self.analysis = value
+            self.final = final  # False: trends without bands or intervals yet
             super().__init__()
 
     def __init__(self) -> None:
@@ -66,7 +110,13 @@ class TrendsScreen(StoreScreen):
         self.analysed_key = None
         self.requested_key = None
         self.group_colors: dict[str, str] = {}
-        self.known_groups: set[str] = set()
+        self.hidden: dict[str, set[str]] = {}  # per group-by: the groups the user switched off
+        self.bands = "lines"
+        self.said = ""  # what the plot area says instead of a plot
+        self.preloaded = False  # the first study's points came with the study list
+        self.fitting = False  # the trends are drawn; bands and intervals are still being resampled
+        self.facet: str | None = None  # a field: one panel per value, side by side
+        self.facets: dict | None = None  # panel name -> TrendPanel of the shown facet
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -85,21 +135,68 @@ class TrendsScreen(StoreScreen):
 
     @on(StoreScreen.StudiesLoaded)
     def _studies(self, m: StoreScreen.StudiesLoaded) -> None:
-        self.stamp = m.stamp
+        """The first list picks a study; a later one (a study launched meanwhile) keeps the choice."""
+        first = self.studies is None
+        self.stamp, self.studies = m.stamp, m.studies
         select = self.query_one("#study", Select)
-        select.set_options([(s, s) for s in m.studies])
-        if m.studies:
-            select.value = m.studies[0]
-        else:
-            self.query_one("#plot", PlotextPlot).plt.title("no results yet: run a study")
+        keep = select.value
+        with self.prevent(Select.Changed):
+            select.set_options([(s, s) for s in m.studies] + ([("all studies", ALL)] if len(m.studies) > 1 else []))
+            if m.studies:
+                select.value = keep if not first and (keep in m.studies or keep == ALL and len(m.studies) > 1) \
+                    else m.studies[0]
+        if not m.studies:
+            self.say("no results yet: launch a study (Recipes 1 → Study 2); its trends appear here")
+            return
+        if not self.preloaded:
+            self._load_points()
+
+    class FirstLoaded(Message):
+        def __init__(self, value) -> None:
+            self.studies, self.stamp, self.points = value
+            super().__init__()
+
+    def load_studies(self) -> None:
+        """The first time, the first study's points come in the same worker (no second round trip)."""
+        if self.studies is not None:
+            super().load_studies()
+            return
+
+        def first():
+            studies, stamp = self.adapter.studies(), self.adapter.store_stamp()
+            return studies, stamp, (self.adapter.points(studies[0], for_analysis=True) if studies else None)
+
+        self.in_worker(first, self.FirstLoaded, group="studies", context="reading studies")
+
+    @on(FirstLoaded)
+    def _first(self, m: FirstLoaded) -> None:
+        self.preloaded = m.points is not None
+        self._studies(StoreScreen.StudiesLoaded((m.studies, m.stamp)))
+        self.preloaded = False
+        if m.points is not None:
+            self._points(StoreScreen.PointsLoaded(m.points))
+
+    def say(self, text: str) -> None:
+        """Say something in place of the plot (an empty state, an error)."""
+        self.said = text
+        plot = self.query_one("#plot", PlotextPlot)
+        plot.plt.clear_data()
+        plot.plt.title(text)
+        plot.refresh()
 
     @on(Select.Changed, "#study")
     def _load_points(self) -> None:
         study = self.query_one("#study", Select).value
-        if study is Select.BLANK:
+        if study is Select.NULL:
             return
-        self.in_worker(lambda: self.adapter.points(study), self.PointsLoaded, group="points",
-                       context=f"reading {study}")
+        self.in_worker(lambda: self.adapter.points(None if study == ALL else study, for_analysis=True), self.PointsLoaded,
+                       group="points", context="reading results")
+
+    def failed(self, group: str, error: BaseException) -> None:
+        if group in ("points", "analyse", "studies"):
+            self.requested_key = None
+            if self.analysis is None:
+                self.say("could not draw the trends (see the error)")
 
     @on(StoreScreen.PointsLoaded)
     def _points(self, m: StoreScreen.PointsLoaded) -> None:
@@ -125,10 +222,13 @@ class TrendsScreen(StoreScreen):
         if "distribution" in pts.columns:
             names |= set(map(str, pts["distribution"].unique()))
         bl = self.query_one("#baseline", Select)
-        keep = bl.value if bl.value in names else ("scratch" if "scratch" in names else Select.BLANK)
+        keep = bl.value if bl.value in names else ("scratch" if "scratch" in names else None)
         with self.prevent(Select.Changed):
             bl.set_options([(f"baseline: {n}", n) for n in group_order(names)])
-            bl.value = keep
+            if keep is None:  # no scratch group: no baseline until the user picks one
+                bl.clear()
+            else:
+                bl.value = keep
 
     @on(Select.Changed, "#group-by")
     def _group_by_changed(self) -> None:
@@ -146,9 +246,9 @@ class TrendsScreen(StoreScreen):
         gb = self.query_one("#group-by", Select).value
         bl = self.query_one("#baseline", Select).value
         tf = self.query_one("#transform", Select).value
-        if gb is Select.BLANK:
+        if gb is Select.NULL:
             return
-        key = (gb, None if bl is Select.BLANK else bl, tf)
+        key = (gb, None if bl is Select.NULL else bl, tf)
         if key == self.analysed_key or key == self.requested_key:
             return
         self.requested_key = key
@@ -156,8 +256,14 @@ class TrendsScreen(StoreScreen):
         reporter = self.reporter()
 
         def fit():
+            from textual.worker import get_current_worker
+
             task = reporter.task(f"fitting trends by {key[0]} ({key[2]})")
             try:
+                # the trends first (no resampling: quick on a big study), then bands and intervals
+                quick = self.adapter.analyse(points, key[0], None, key[2], with_bands=False)
+                if not get_current_worker().is_cancelled:
+                    self.post_message(self.Analysed((key, quick), final=False))
                 return key, self.adapter.analyse(points, *key)
             finally:
                 task.close()
@@ -166,20 +272,29 @@ class TrendsScreen(StoreScreen):
 
     @on(Analysed)
     def _analysed(self, m: Analysed) -> None:
-        self.analysis, self.analysed_key = m.analysis, m.key
-        self.requested_key = None
+        if not m.final and self.requested_key != m.key:
+            return  # a newer choice is being fitted
+        self.analysis = m.analysis
+        self.fitting = not m.final
+        if m.final:
+            self.analysed_key, self.requested_key = m.key, None
         groups = list(m.analysis.groups)
         self.group_colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
         gl = self.query_one("#groups", SelectionList)
-        hidden = self.known_groups - set(gl.selected)  # groups the user switched off stay off
-        self.known_groups |= set(groups)
+        hidden = self.hidden.setdefault(m.key[0], set())  # what the user switched off under this group-by
         with self.prevent(SelectionList.SelectedChanged):
             gl.clear_options()
             gl.add_options([Selection(g, g, g not in hidden) for g in groups])
-        self.redraw()
+        if m.final and self.facet is not None:
+            self._fit_facets()  # the facets follow the new choices
+        else:
+            self.redraw()
 
     @on(SelectionList.SelectedChanged, "#groups")
     def _toggled(self) -> None:
+        if self.analysis is not None:
+            on_ = set(self.query_one("#groups", SelectionList).selected)
+            self.hidden[self.analysis.group_by] = {g for g in self.analysis.groups if g not in on_}
         self.redraw()
 
     def shown_groups(self) -> list[str]:
@@ -194,8 +309,19 @@ class TrendsScreen(StoreScreen):
 
         shown = self.shown_groups()
         plot = self.query_one("#plot", PlotextPlot)
-        draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size)
-        plot.refresh()
+        plot.plt.clear_figure()
+        if shown and self.facet and self.facets:
+            self.said = ""
+            draw_facets(plot.plt, self.facets, shown, self.group_colors, plot.size, self.bands)
+            plot.refresh()
+        elif shown:
+            self.said = ""
+            draw_trends(plot.plt, self.analysis, shown, self.group_colors, plot.size, self.bands)
+            plot.refresh()
+        elif self.analysis.groups:
+            self.say("every group is switched off: v, then space, shows one")
+        else:
+            self.say("no epochs with both scores to plot yet")
         a = self.analysis
         rows = []
         for g, r in a.groups.items():
@@ -212,9 +338,54 @@ class TrendsScreen(StoreScreen):
                 verdict = {"above": "green", "below": "red", "spans 0": "yellow"}.get(r.verdict, "dim")
                 ci = Text(f"{signed(lo)}…{signed(hi)}", style=verdict)
             rows.append((name, signed(mean), ci))
-        if a.baseline is None:
+        if self.fitting:
+            rows.append((Text("resampling…", style="dim"), "", ""))
+        elif a.baseline is None:
             rows.append((Text("no baseline", style="dim"), "-", "-"))
         fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
+
+    def facet_choices(self) -> list[str | None]:
+        """No facets, then each field (not the group-by) with 2 to 4 values."""
+        if self.points is None or self.analysis is None:
+            return [None]
+        from divrob.analysis.report import NO_AXIS
+
+        out: list[str | None] = [None]
+        for f in self.adapter.group_fields(self.points):
+            values = set(self.points[f].dropna().unique()) - {"", NO_AXIS}
+            if f != self.analysis.group_by and 2 <= len(values) <= 4:
+                out.append(f)
+        return out
+
+    def action_cycle_facet(self) -> None:
+        choices = self.facet_choices()
+        self.facet = choices[(choices.index(self.facet) + 1) % len(choices)] if self.facet in choices else None
+        self.notify(f"facets: {self.facet or 'none'}", timeout=2)
+        self._fit_facets()
+
+    def _fit_facets(self) -> None:
+        self.facets = None
+        if self.facet is None or self.analysis is None or self.facet == self.analysis.group_by:
+            self.facet = None
+            self.redraw()
+            return
+        points, key, facet = self.points, (self.analysis.group_by, self.analysis.baseline, self.analysis.transform), self.facet
+
+        def fit():
+            from divrob.analysis.report import facet_panels
+            from divrob.plots.terminal import panel_of
+
+            return facet, {name: panel_of(self.adapter.analyse(sub, *key)) for name, sub in
+                           facet_panels(points, facet, key[0]).items()}
+
+        self.in_worker(fit, lambda v: Done("facets", v), group="facets", context=f"fitting facets by {facet}")
+
+    def action_cycle_bands(self) -> None:
+        from divrob.plots.terminal import BAND_STYLES
+
+        self.bands = BAND_STYLES[(BAND_STYLES.index(self.bands) + 1) % len(BAND_STYLES)]
+        self.notify(f"bands: {self.bands}", timeout=2)
+        self.redraw()
 
     def action_cycle_transform(self) -> None:
         select = self.query_one("#transform", Select)
@@ -231,7 +402,8 @@ class TrendsScreen(StoreScreen):
         if self.analysis is None:
             self.notify("nothing to export yet", severity="warning")
             return
-        study = str(self.query_one("#study", Select).value)
+        value = self.query_one("#study", Select).value
+        study = "all" if value == ALL else str(value)
         path = await self.app.push_screen_wait(PathPrompt(
             "Export the trend figure (shown groups) to:", f"figures/{study}-trends.png",
             ".png, .svg or .pdf · relative to the workspace"))
@@ -245,6 +417,8 @@ class TrendsScreen(StoreScreen):
     def _done(self, m: Done) -> None:
         if m.what == "exported":
             self.notify(f"written to {m.value}", title="export")
-        elif m.what == "stamp" and m.value != self.stamp:
-            self.stamp = m.value
-            self._load_points()
+        elif m.what == "facets" and m.value[0] == self.facet:
+            self.facets = m.value[1]
+            self.redraw()
+        elif m.what == "stamp":
+            self.stamp_changed(m.value)  # reads the studies again, then the points
