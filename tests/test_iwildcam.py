@@ -67,9 +67,11 @@ def write_iwildcam(root: Path, truncated: int = 0, counts: dict[str, int] | None
     return root
 
 
-def iwildcam_workspace(tmp: Path, wilds_root: Path):
+def iwildcam_workspace(tmp: Path, wilds_root: Path, max_unreadable: float | None = None):
     ws = init_workspace(tmp / "ws")
     text = ws.config_path.read_text().replace('iwildcam = ""', f'iwildcam = "{wilds_root}"', 1)
+    if max_unreadable is not None:  # a tiny split: one bad file is more than the default 1 %
+        text = text.replace("max_unreadable_fraction = 0.01", f"max_unreadable_fraction = {max_unreadable}", 1)
     ws.config_path.write_text(text)
     from divrob.workspace import open_workspace
 
@@ -106,7 +108,7 @@ def test_layout_errors_say_what_to_do(tmp_path):
 
 
 def test_finetune_records_wilds_splits_and_skips_a_truncated_jpeg(tmp_path):
-    ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds", truncated=1))
+    ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds", truncated=1), max_unreadable=0.1)
     rd = execute_run(ws, tiny_spec(epochs=2))
     events = rd.events()
     assert [(e["phase"], e["epoch"]) for e in events] == [("finetune", 1), ("finetune", 2)]
@@ -118,6 +120,7 @@ def test_finetune_records_wilds_splits_and_skips_a_truncated_jpeg(tmp_path):
         assert e["skipped_images"] == 1
     status = json.loads(rd.status_path.read_text())
     assert status["state"] == "finished"
+    assert status["unreadable"] == 1 and "1 of 24 images are unreadable" in rd.log_path.read_text()
     # the progress fields the job scheduler shows, left at their last values
     assert (status["phase"], status["epoch"], status["step"], status["steps_per_epoch"]) == ("finetune", 2, 3, 3)
     assert status["images_per_s"] > 0
