@@ -153,11 +153,17 @@ def test_torchvision_weights_missing_from_the_cache_say_where_to_put_them(tmp_pa
 
 
 def test_local_files_resolve_from_the_workspace_or_by_name(tmp_path):
+    import hashlib
+
     f = tmp_path / "w.pt"
-    torch.save({"a": torch.zeros(2)}, f)
-    ws = _workspace(tmp_path, {"mine": str(f)})
+    torch.save(_model(7).state_dict(), f)  # another head: it is replaced anyway
+    torch.save({"a": torch.zeros(2)}, tmp_path / "misfit.pt")
+    ws = _workspace(tmp_path, {"mine": str(f), "misfit": str(tmp_path / "misfit.pt")})
     named = resolve_weights(ws, "@mine", ARCH)
-    assert named["path"] == str(f) and named["kind"] == "file" and len(named["sha256"]) == 64
+    assert named["path"] == str(f) and named["kind"] == "file"
+    assert named["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match=r"misfit.pt do not fit MobileNetV3 .*1 unexpected: a\b"):
+        resolve_weights(ws, "@misfit", ARCH)  # checked when planning, before any run starts
     with pytest.raises(WeightsError, match=r"no entry 'theirs' under \[datasets.weights\]"):
         resolve_weights(ws, "@theirs", ARCH)
     with pytest.raises(WeightsError, match=r"no file at .*nothere.pt \(relative paths are read from the workspace"):
