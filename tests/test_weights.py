@@ -346,3 +346,31 @@ def test_study_plan_names_the_missing_torchvision_file_and_writes_nothing(tmp_pa
     helped = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert "Initial weights instead of pre-training: PATH, torchvision:WEIGHTS, open_clip:ARCH:PATH" in " ".join(
         helped.output.split())
+
+
+@pytest.mark.slow
+def test_lp_ft_across_two_ranks_switches_once_and_keeps_ranks_in_step(tmp_path):
+    """lp-ft under DistributedDataParallel (two gloo ranks): the probe, then every layer, recorded
+    once by rank 0. (DDP hooks only the parameters that train when it wraps the model, so the loop
+    wraps again when the backbone thaws; that the ranks' weights stay equal is not read back here.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_iwildcam import iwildcam_workspace, tiny_spec, write_iwildcam
+
+    from divrob.runs.rundir import RunDir
+
+    ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds"))
+    spec = tiny_spec(epochs=2, mode="lp-ft", lp_epochs=1)
+    rd = RunDir.for_spec(ws.runs, spec)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "divrob.runs.ddp_entry", str(rd.path)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = rd.log_path.read_text()
+    assert log.count("epoch 1 on: linear probe") == 1 and log.count("epoch 2 on: every layer trains") == 1
+    assert [(e["phase"], e["epoch"]) for e in rd.events()] == [("finetune", 1), ("finetune", 2)]
