@@ -153,11 +153,17 @@ def test_torchvision_weights_missing_from_the_cache_say_where_to_put_them(tmp_pa
 
 
 def test_local_files_resolve_from_the_workspace_or_by_name(tmp_path):
+    import hashlib
+
     f = tmp_path / "w.pt"
-    torch.save({"a": torch.zeros(2)}, f)
-    ws = _workspace(tmp_path, {"mine": str(f)})
+    torch.save(_model(7).state_dict(), f)  # another head: it is replaced anyway
+    torch.save({"a": torch.zeros(2)}, tmp_path / "misfit.pt")
+    ws = _workspace(tmp_path, {"mine": str(f), "misfit": str(tmp_path / "misfit.pt")})
     named = resolve_weights(ws, "@mine", ARCH)
-    assert named["path"] == str(f) and named["kind"] == "file" and len(named["sha256"]) == 64
+    assert named["path"] == str(f) and named["kind"] == "file"
+    assert named["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match=r"misfit.pt do not fit MobileNetV3 .*1 unexpected: a\b"):
+        resolve_weights(ws, "@misfit", ARCH)  # checked when planning, before any run starts
     with pytest.raises(WeightsError, match=r"no entry 'theirs' under \[datasets.weights\]"):
         resolve_weights(ws, "@theirs", ARCH)
     with pytest.raises(WeightsError, match=r"no file at .*nothere.pt \(relative paths are read from the workspace"):
@@ -340,3 +346,31 @@ def test_study_plan_names_the_missing_torchvision_file_and_writes_nothing(tmp_pa
     helped = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert "Initial weights instead of pre-training: PATH, torchvision:WEIGHTS, open_clip:ARCH:PATH" in " ".join(
         helped.output.split())
+
+
+@pytest.mark.slow
+def test_lp_ft_across_two_ranks_switches_once_and_keeps_ranks_in_step(tmp_path):
+    """lp-ft under DistributedDataParallel (two gloo ranks): the probe, then every layer, recorded
+    once by rank 0. (DDP hooks only the parameters that train when it wraps the model, so the loop
+    wraps again when the backbone thaws; that the ranks' weights stay equal is not read back here.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_iwildcam import iwildcam_workspace, tiny_spec, write_iwildcam
+
+    from divrob.runs.rundir import RunDir
+
+    ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds"))
+    spec = tiny_spec(epochs=2, mode="lp-ft", lp_epochs=1)
+    rd = RunDir.for_spec(ws.runs, spec)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "divrob.runs.ddp_entry", str(rd.path)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = rd.log_path.read_text()
+    assert log.count("epoch 1 on: linear probe") == 1 and log.count("epoch 2 on: every layer trains") == 1
+    assert [(e["phase"], e["epoch"]) for e in rd.events()] == [("finetune", 1), ("finetune", 2)]

@@ -51,7 +51,10 @@ def resolve_weights(ws: Workspace, text: str, arch: str) -> dict[str, Any]:
         elif not path.name.endswith((*TORCH_SUFFIXES, SAFETENSORS_SUFFIX)):
             raise WeightsError(f"weights {path}: expected a PyTorch state dict ({', '.join(TORCH_SUFFIXES)}) "
                                f"or a {SAFETENSORS_SUFFIX} file")
-    return {"source": text, "kind": ref.kind, "name": name, "path": str(path), "sha256": sha256_file(path)}
+    sha256 = sha256_file(path)
+    if ref.kind == "file":
+        check_file_fits(path, arch, sha256)
+    return {"source": text, "kind": ref.kind, "name": name, "path": str(path), "sha256": sha256}
 
 
 def _local_path(ws: Workspace, target: str, text: str) -> Path:
@@ -171,7 +174,12 @@ def read_state_file(path: str | os.PathLike) -> dict[str, Any]:
             raise WeightsError(f"weights {path}: not a readable safetensors file ({e})") from None
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:  # memory-mapped where the format allows: planning reads only keys and shapes
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle refusals and corrupt archives alike
             raise WeightsError(f"weights {path}: not a plain PyTorch state dict that loads with "
                                f"weights_only=True ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
@@ -190,6 +198,30 @@ def load_backbone(model, state: dict[str, Any], where) -> None:
     """Load every parameter and buffer but the classification head (replaced for the downstream
     task, so its keys and shape may differ); any other key that is missing, unexpected or of another
     shape is an error that lists them."""
+    model.load_state_dict(backbone_state(model, state, where), strict=False)
+
+
+_FITS: set[tuple[str, str]] = set()  # (sha256, arch) pairs already checked in this process
+
+
+def check_file_fits(path: str | os.PathLike, arch: str, sha256: str) -> None:
+    """Planning's check that a state-dict file fits `arch` (its keys and shapes, the head aside),
+    against a model on the meta device (no memory, no initialisation), so a misfit stops the plan
+    with the key list instead of failing every run."""
+    if (sha256, arch) in _FITS:
+        return
+    import torch
+
+    from divrob.train.archs import build_model
+
+    with torch.device("meta"):
+        model = build_model(arch, 2)
+    backbone_state(model, read_state_file(path), path)
+    _FITS.add((sha256, arch))
+
+
+def backbone_state(model, state: dict[str, Any], where) -> dict[str, Any]:
+    """`state` without the head's keys, once every other key matches `model` (WeightsError otherwise)."""
     from divrob.train.archs import head_name
 
     prefix = head_name(model) + "."
@@ -209,7 +241,7 @@ def load_backbone(model, state: dict[str, Any], where) -> None:
                 parts.append(f"{len(keys)} {what}: {', '.join(detail)}{more}")
         raise WeightsError(f"weights {where} do not fit {type(model).__name__} (the head {prefix[:-1]} aside): "
                            + "; ".join(parts) + ". Is it a state dict of this study arch?")
-    model.load_state_dict(theirs, strict=False)
+    return theirs
 
 
 def build_clip(clip_arch: str, checkpoint: str | None, num_classes: int, seed: int, image_size: int):
