@@ -61,6 +61,9 @@ results.register(app)
 from divrob.cli import compare  # noqa: E402
 
 compare.register(app)
+from divrob.cli import ops  # noqa: E402
+
+ops.register(app)
 from divrob.cli import tui as tui_command  # noqa: E402
 
 tui_command.register(app)
