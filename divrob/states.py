@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 # A run's state in its run directory (status.json) and a job's state in the store.
-STATES = ("queued", "running", "finished", "failed", "cancelled")
-ACTIVE = ("queued", "running")
+# `stalled`: running, its process alive, but no heartbeat for [executor] stall_minutes (a job state
+# the manager sets; a run directory never says it). It still holds its slot, so it is active.
+STATES = ("queued", "running", "stalled", "finished", "failed", "cancelled")
+ACTIVE = ("queued", "running", "stalled")
+RUNNING = ("running", "stalled")  # started and not ended
 DONE = ("finished", "failed", "cancelled")
 
 # Job kinds whose job writes a run directory (runs/<job_id>/): a real run, or the no-op stand-in.
@@ -13,4 +16,4 @@ RUNDIR_KINDS = ("run", "noop")
 # How front-ends colour a state (rich style names), keyed by the first word of what they show:
 # a state, or a plan's "partly done" / "built", or a log line's "requeued".
 STATE_STYLE = {"finished": "green", "built": "green", "failed": "red", "cancelled": "yellow", "requeued": "yellow",
-               "running": "cyan", "partly": "cyan", "queued": "blue"}
+               "running": "cyan", "stalled": "magenta", "partly": "cyan", "queued": "blue"}

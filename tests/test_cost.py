@@ -70,17 +70,24 @@ def test_throughput_table_keeps_one_value_per_key(tmp_path):
 
 
 def test_jobs_ls_shows_time_left(tmp_path):
-    from divrob.dispatch.jobs import upsert_jobs
-    from divrob.dispatch.kinds import make_noop_jobs
+    from divrob.dispatch.jobs import Job, upsert_jobs
+    from divrob.runs.rundir import RunDir
+    from divrob.runs.spec import RunSpec
+    from divrob.runs.status import Progress
     from divrob.store.db import write_connection
+    from divrob.train.config import finetune_config
 
     ws = init_workspace(tmp_path / "ws")
-    jobs = make_noop_jobs(ws, 2, "s1")
-    for j in jobs:  # a no-op run fine-tunes on a task divrob does not know: its cost is unknown, so 0
-        spec = json.loads((ws.runs / j.job_id / "spec.json").read_text())
-        assert spec["downstream"] == "noop"
+    jobs = []
+    for seed, state in ((0, "queued"), (1, "running")):  # scratch resnet18 on iWildCam: 12 epochs at 448 px
+        spec = RunSpec(arch="resnet18", seed=seed, downstream="iwildcam", finetune=finetune_config("resnet18", {"epochs": 12}))
+        RunDir.for_spec(ws.runs, spec)
+        progress = Progress(phase="finetune", epoch=7, epochs=12, step=0, steps_per_epoch=10) if state == "running" else Progress()
+        jobs.append(Job(spec.run_id, "run", "s1", f"seed {seed}", state=state, progress=progress))
     with write_connection(ws.db_path) as con:
         upsert_jobs(con, jobs)
+    one = 12 * (129_809 + 73_220 / 3) / (DEFAULT_THROUGHPUT["resnet18"] / 4) / 3600  # GPU-h of one run
     res = CliRunner().invoke(app, ["jobs", "ls", "-w", str(ws.root)])
     assert res.exit_code == 0, res.output
-    assert "time left for s1" in res.output and "2 unfinished runs" in res.output
+    out = " ".join(res.output.split())
+    assert f"time left for s1: ~{one * 1.5 * 60:.0f} min ({one * 1.5:.1f} GPU-h for 2 unfinished runs, 1 running" in out

@@ -38,6 +38,8 @@ def _progress(j) -> str:
         parts.append(f"step {p.step}" + (f"/{p.steps_per_epoch}" if p.steps_per_epoch else ""))
     if p.images_per_s:
         parts.append(f"{p.images_per_s:,.0f} img/s")
+    if p.gpu_util is not None:
+        parts.append(f"GPU {p.gpu_util:.0f}%" + (f" {p.gpu_mem / 1024:.1f} GiB" if p.gpu_mem is not None else ""))
     return " ".join(parts) or "-"
 
 

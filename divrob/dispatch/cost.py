@@ -98,6 +98,8 @@ def task_sizes(ws: Workspace, spec, cache: dict) -> tuple[int, int] | None:
     try:
         ref = task_of_spec(spec.downstream, spec.downstream_options)
         sizes = TASK_SIZES.get(ref.kind.name)
+        if sizes is None and ref.kind.name == "camtrap-sim" and not (ws.data / "camtrap-sim").exists():
+            return cache.setdefault(key, None)  # generated on first use: never by an estimate
         if sizes is None:  # the task's data is here (generated, or configured): count its splits
             task = get_task(ws, ref)
             sizes = (len(task.split("train").paths), sum(len(task.split(s).paths) for s in task.eval_splits))
@@ -193,13 +195,13 @@ def time_left(ws: Workspace, jobs) -> dict[str, dict[str, float]]:
     """Per study with active run jobs: GPU-hours left (unfinished fractions of running runs
     included) and the wall time at the number of jobs running now (at least one)."""
     from divrob.runs.rundir import RunDir
-    from divrob.states import ACTIVE, RUNDIR_KINDS
+    from divrob.states import ACTIVE
 
     rates = Throughputs(read_throughputs(ws))
     cache: dict = {}
     out: dict[str, dict[str, float]] = {}
     for j in jobs:
-        if j.kind not in RUNDIR_KINDS or j.state not in ACTIVE or not j.study:
+        if j.kind != "run" or j.state not in ACTIVE or not j.study:  # no-op stand-ins cost nothing
             continue
         try:
             spec = RunDir(ws.runs / j.job_id).spec()

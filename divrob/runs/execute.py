@@ -93,6 +93,10 @@ def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist)
     dist.init(device.type)
     from divrob.runs.provenance import ProvenanceWriter
 
+    if device.type == "cuda":
+        from dataclasses import replace
+
+        rd = replace(rd, sample_gpus=True)
     prov = ProvenanceWriter(rd.path, writer=dist.is_main)
     prov.start(spec, device, dist.world)
     try:
