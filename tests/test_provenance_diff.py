@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -45,6 +46,9 @@ def study(tmp_path_factory):
     assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
     cfg = ws / "divrob.toml"
     text = cfg.read_text()
+    alerts = tmp / "alerts.txt"  # the inline executor sends the study's end too
+    notify = json.dumps([sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write(sys.argv[2])", str(alerts)])
+    text = text.replace("[notify]\n", f"[notify]\ncommand = {notify}\n")
     cfg.write_text(text[: text.index("[demo]")] + DEMO_SIZES)
     repo = tmp / "recipes"  # the recipe lives in a git repository with an uncommitted change
     repo.mkdir()
@@ -63,6 +67,7 @@ def study(tmp_path_factory):
         ids = dict(con.execute("SELECT distribution, run_id FROM study_runs WHERE study = 'tinyq'").fetchall())
     finally:
         con.close()
+    assert alerts.read_text() == "divrob: study tinyq finished: 2 finished"
     return runner, ws, ids, head
 
 

@@ -176,8 +176,23 @@ def _inline(ws: Workspace, recipe, reporter: Reporter) -> LaunchOutcome:
     ended = {r: Job(r, "run", recipe.study.name, labels[r], executor="inline", state="finished") for r in done.trained}
     ended.update({r: Job(r, "run", recipe.study.name, labels[r], executor="inline", state="failed", reason=why)
                   for r, why in done.failed.items()})
+    _alert_inline(ws, recipe.study.name, ended, reporter)
     return LaunchOutcome(recipe.study.name, "inline", runs=len(labels), queued=list(ended), skipped=done.skipped,
                          ended=ended)
+
+
+def _alert_inline(ws: Workspace, study: str, ended: dict[str, Job], reporter: Reporter) -> None:
+    """The alerts a manager sends, for a study served in this process: its failed runs, then its end."""
+    from divrob.dispatch.notify import Notifier, failed_message, study_message
+
+    notifier = Notifier(ws.config.notify, reporter.log)
+    if not notifier.enabled or not ended:
+        return
+    for j in ended.values():
+        if j.state == "failed":
+            notifier.send("failed", study, failed_message(study, j.label, j.job_id, j.reason))
+    counts = {s: sum(1 for j in ended.values() if j.state == s) for s in ("finished", "failed")}
+    notifier.send("finished", study, study_message(study, counts))
 
 
 def _queue(ws: Workspace, recipe, request: LaunchRequest, executor: str, reporter: Reporter,
