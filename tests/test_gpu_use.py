@@ -87,3 +87,33 @@ def test_a_cuda_runs_progress_carries_its_gpu_use_into_jobs_ls(nvml, monkeypatch
     res = CliRunner().invoke(app, ["jobs", "ls", "-w", str(ws.root)])
     assert res.exit_code == 0, res.output
     assert "GPU 10% 1.0 GiB" in res.output
+
+
+def test_schema_4_store_gains_the_gpu_columns_and_the_provenance_table(tmp_path):
+    import duckdb
+
+    from divrob.dispatch.jobs import Job, load_jobs, upsert_jobs
+    from divrob.runs.status import Progress
+    from divrob.store.db import SCHEMA_VERSION, write_connection
+
+    db = tmp_path / "v4.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    con.execute("""CREATE TABLE jobs (
+        job_id VARCHAR PRIMARY KEY, kind VARCHAR, study VARCHAR, label VARCHAR, deps VARCHAR,
+        params VARCHAR, executor VARCHAR, state VARCHAR, attempts INTEGER, slot VARCHAR, pid INTEGER,
+        external_id VARCHAR, folder VARCHAR, reason VARCHAR, log_tail VARCHAR, phase VARCHAR,
+        epoch INTEGER, step BIGINT, images_per_s DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
+        updated DOUBLE, epochs INTEGER, steps_per_epoch BIGINT, progress_updated DOUBLE)""")
+    con.execute("INSERT INTO jobs (job_id, kind, state) VALUES ('old', 'run', 'finished')")
+    con.close()
+    with write_connection(db) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        (old,) = load_jobs(con)
+        assert old.job_id == "old" and old.progress.gpu_util is None
+        upsert_jobs(con, [Job("new", "run", state="running", progress=Progress(gpu_util=55.5, gpu_mem=2048))])
+        assert con.execute("SELECT count(*) FROM provenance").fetchone()[0] == 0
+    with write_connection(db) as con:
+        new = {j.job_id: j for j in load_jobs(con)}["new"]
+    assert (new.progress.gpu_util, new.progress.gpu_mem) == (55.5, 2048)

@@ -15,13 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from divrob.runs.provenance import (
-    RunRefError,
-    find_run,
-    flatten,
-    read_json,
-    read_provenance,
-)
+from divrob.runs.provenance import RunRefError, find_run, flatten, read_json, read_provenance
 from divrob.runs.rundir import RunDir
 from divrob.workspace import Workspace
 
@@ -101,15 +95,26 @@ def _counts_diff(ca, cb) -> list[dict[str, Any]]:
 
 
 def manifest_diff(ws: Workspace, ids_a: list[str], ids_b: list[str]) -> dict[str, Any]:
-    ra, rb = _manifest_rows(ws, ids_a), _manifest_rows(ws, ids_b)
+    """Sizes of each side's pre-training data and how they differ; a manifest whose file is not
+    in this workspace (deleted, or a copied store) leaves its side's counts None."""
+    from divrob.errors import ManifestError
 
-    def summary(ids, rows):
+    def rows_of(ids):
+        try:
+            return _manifest_rows(ws, ids), False
+        except ManifestError:
+            return None, True
+
+    (ra, missing_a), (rb, missing_b) = rows_of(ids_a), rows_of(ids_b)
+
+    def summary(ids, rows, missing):
         if rows is None:
-            return {"manifests": ids, "images": 0, "classes": 0, "labels": 0}
+            n = None if missing else 0
+            return {"manifests": ids, "images": n, "classes": n, "labels": n, "missing": missing}
         return {"manifests": ids, "images": len(rows), "classes": int(rows["class"].nunique()),
-                "labels": int(rows["label_name"].nunique())}
+                "labels": int(rows["label_name"].nunique()), "missing": False}
 
-    out: dict[str, Any] = {"a": summary(ids_a, ra), "b": summary(ids_b, rb)}
+    out: dict[str, Any] = {"a": summary(ids_a, ra, missing_a), "b": summary(ids_b, rb, missing_b)}
     if ra is None or rb is None:
         out.update(overlap=None, classes=[], labels=[], classes_differing=0, labels_differing=0)
         return out

@@ -15,13 +15,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 
 def _value(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.6g}"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v, sort_keys=True)
-    return str(v)
+    from divrob.plots.diff_tables import value_text
+
+    return value_text(v)
 
 
 def _when(t) -> str:
@@ -68,10 +64,6 @@ def show(
     console.print(spec)
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
 def diff(
     a: Annotated[str, typer.Argument(help="A run id (unique prefix), or STUDY:GROUP for a distribution's runs.")],
     b: Annotated[str, typer.Argument(help="The other run or STUDY:GROUP.")],
@@ -80,6 +72,7 @@ def diff(
 ) -> None:
     """What differs between two runs (or groups): spec, provenance, pre-training data, metrics per epoch."""
     from divrob.analysis.diff import diff_runs
+    from divrob.plots.diff_tables import diff_renderables
     from divrob.workspace import open_workspace
 
     ws = open_workspace(workspace)
@@ -87,33 +80,8 @@ def diff(
     if as_json:
         console.out(json.dumps(d, indent=2, sort_keys=True, default=str), highlight=False)
         return
-    la, lb = f"A {d['a']['label']}", f"B {d['b']['label']}"
-    for key, title in (("spec", "spec"), ("provenance", "provenance")):
-        if not d[key]:
-            console.print(f"{title}: the same")
-            continue
-        t = Table("field", la, lb, title=f"{title}: {len(d[key])} field(s) differ")
-        for row in d[key]:
-            t.add_row(row["field"], Text(_value(row["a"])), Text(_value(row["b"])))
-        console.print(t)
-    m = d["manifest"]
-    t = Table("pre-training data", la, lb, title="manifests")
-    for k in ("manifests", "images", "classes", "labels"):
-        t.add_row(k, Text(_value(m["a"][k]) if k != "manifests" else ", ".join(x[:12] for x in m["a"][k]) or "none"),
-                  Text(_value(m["b"][k]) if k != "manifests" else ", ".join(x[:12] for x in m["b"][k]) or "none"))
-    console.print(t)
-    if m.get("overlap"):
-        o = m["overlap"]
-        console.print(f"images in both: {o['both']:,}; only in A: {o['only_a']:,}; only in B: {o['only_b']:,}; "
-                      f"classes with other counts: {m['classes_differing']}; labels: {m['labels_differing']}")
-    if d["metrics"]:
-        t = Table("phase", "epoch", "split", la, lb, "B - A", title="metric per epoch (the task's score)")
-        for r in d["metrics"]:
-            t.add_row(r["phase"], str(r["epoch"]), r["split"], _fmt(r["a"]), _fmt(r["b"]),
-                      "-" if r["delta"] is None else f"{r['delta']:+.4f}")
-        console.print(t)
-    else:
-        console.print("metrics: no epochs recorded on either side yet")
+    for part in diff_renderables(d):
+        console.print(part, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,20 +10,14 @@ import time
 from pathlib import Path
 
 from divrob.dispatch.jobs import (
-    ACTIVE,
-    DONE,
-    Job,
-    live_manager,
-    load_jobs,
-    pid_alive,
-    request_cancel,
-    upsert_jobs,
+    ACTIVE, DONE, Job, live_manager, load_jobs, pid_alive, request_cancel, upsert_jobs,
 )
 from divrob.errors import DivrobError
 from divrob.runs.rundir import RunDir
 from divrob.states import RUNDIR_KINDS, RUNNING
 from divrob.store.db import read_connection, write_connection
 from divrob.workspace import Workspace
+
 
 
 def list_jobs(ws: Workspace, *, study: str | None = None, state: str | None = None,

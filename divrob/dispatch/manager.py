@@ -11,18 +11,8 @@ import socket
 import time
 
 from divrob.dispatch.jobs import (
-    ACTIVE,
-    DONE,
-    Job,
-    ManagerLock,
-    load_jobs,
-    log_tail,
-    pid_alive,
-    remove_manager_pidfile,
-    take_requests,
-    upsert_jobs,
-    wake_path,
-    write_manager_pidfile,
+    ACTIVE, DONE, Job, ManagerLock, load_jobs, log_tail, pid_alive, remove_manager_pidfile,
+    take_requests, upsert_jobs, wake_path, write_manager_pidfile,
 )
 from divrob.dispatch.local import Event
 from divrob.dispatch.notify import failed_message, stalled_message, study_message
@@ -125,7 +115,11 @@ class Manager:
         it back to running."""
         if status.state != "running" or job.job_id in self.cancelling:
             return
-        beats = [t for t in (status.progress.updated, status.updated, job.started) if t]
+        try:  # a line in its log counts too (decoding a manifest logs before training reports)
+            logged = (self.ws.runs / job.job_id / "log.txt").stat().st_mtime
+        except OSError:
+            logged = None
+        beats = [t for t in (status.progress.updated, status.updated, job.started, logged) if t]
         if not beats:
             return
         quiet = now - max(beats)

@@ -382,6 +382,13 @@ class DivrobAdapter:
         points = study_points(self.ws, study)
         return apply_where(points, where) if where and where.strip() else points
 
+    @_reads
+    def diff(self, run_a: str, run_b: str) -> dict:
+        """divrob.analysis.diff.diff_runs of two runs (ids or unique prefixes) or STUDY:GROUPs."""
+        from divrob.analysis.diff import diff_runs
+
+        return diff_runs(self.ws, run_a, run_b)
+
     @staticmethod
     def summary(points):
         from divrob.analysis.report import run_summary
