@@ -5,7 +5,6 @@ which; `jobs ls` shows the time left."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
 import pytest
