@@ -40,3 +40,38 @@ def precision_label(want: str) -> str:
     if want != "auto":
         return want
     return f"auto ({resolve_precision(want, 'cuda')} on CUDA, {resolve_precision(want, 'cpu')} on CPU)"
+
+
+_nvml_ready: bool | None = None  # NVML initialised in this process (None: not tried yet)
+
+
+def gpu_use() -> tuple[float | None, int | None]:
+    """(utilisation in percent, averaged; memory used in MiB, summed) over this process's own GPUs:
+    those $CUDA_VISIBLE_DEVICES names (indices or UUIDs; the local executor and SLURM set it), else
+    every GPU. Read through NVML (`nvidia-ml-py`, the `gpu-stats` extra); without it, without a
+    GPU or on any NVML error: (None, None), never an exception."""
+    global _nvml_ready
+    import os
+
+    try:
+        import pynvml
+    except ImportError:
+        return None, None
+    try:
+        if _nvml_ready is None:
+            pynvml.nvmlInit()
+            _nvml_ready = True
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        else:
+            names = [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+            handles = [pynvml.nvmlDeviceGetHandleByUUID(v) if not v.isdigit() else
+                       pynvml.nvmlDeviceGetHandleByIndex(int(v)) for v in names]
+        if not handles:
+            return None, None
+        util = [float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu) for h in handles]
+        mem = [int(pynvml.nvmlDeviceGetMemoryInfo(h).used) for h in handles]
+    except Exception:  # NVML missing its library, no driver, a GPU gone: no sample, the job goes on
+        return None, None
+    return round(sum(util) / len(util), 1), sum(mem) // (1024 * 1024)

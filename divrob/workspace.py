@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from divrob.errors import ConfigError, WorkspaceError
 from divrob.fileio import write_text_atomic
@@ -75,6 +75,9 @@ class ExecutorConfig(BaseModel):
     cpu_slots: int = Field(1, ge=1, description="local job slots when no GPU is visible")
     on_lost: Literal["fail", "requeue"] = "fail"
     max_requeues: int = Field(3, ge=0)
+    stall_minutes: float = Field(15.0, gt=0, description="a running job without a heartbeat (progress or "
+                                 "status) this long while its process lives is `stalled`")
+    on_stall: Literal["mark", "requeue"] = "mark"
 
 
 class SlurmConfig(BaseModel):
@@ -99,6 +102,24 @@ class SlurmConfig(BaseModel):
     extra: dict[str, Union[str, int, bool]] = Field(default_factory=dict, description="more #SBATCH options")
 
 
+class NotifyConfig(BaseModel):
+    """Messages when a study finishes, a run fails (not a preemption) or stalls: one line each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] = Field(default_factory=list, description="argv run with the message appended "
+                               "(never through a shell), e.g. [\"notify-send\", \"divrob\"]")
+    webhook: str = Field("", description="an http(s) URL that gets a JSON POST: {text, event, study, host, time}")
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+
 class WorkspaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number
 
@@ -107,6 +128,7 @@ class WorkspaceConfig(BaseModel):
     demo: DemoConfig = Field(default_factory=DemoConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
 
 CONFIG_TEMPLATE = """\
@@ -142,6 +164,8 @@ slots_per_gpu = 1   # jobs sharing one GPU
 cpu_slots = 1       # local jobs at once when no GPU is visible
 on_lost = "fail"    # a job whose process vanished (SIGKILL, OOM killer): "fail" or "requeue"
 max_requeues = 3    # requeues of one lost job before it is marked failed
+stall_minutes = 15  # a running job without a heartbeat this long (its process alive) is "stalled"
+on_stall = "mark"   # a stalled job: "mark" it (and notify) or "requeue" it (stopped, resumes from its checkpoint)
 
 [slurm]
 partition = ""
@@ -160,6 +184,11 @@ setup = []                # shell lines before each job, e.g. ["module load cuda
 
 [slurm.extra]
 # more #SBATCH options, e.g. constraint = "h100" or exclusive = true
+
+[notify]
+# one line when a study finishes, a run fails (not on preemption) or stalls:
+# command = ["notify-send", "divrob"]   # argv, the message appended; never run through a shell
+# webhook = "https://hooks.example.org/..."   # gets a JSON POST {"text": ..., "event": ..., "study": ...}
 
 [demo]
 # sizes of the generated offline data; changing them after generation is an error

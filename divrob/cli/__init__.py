@@ -115,6 +115,9 @@ compare.register(app)
 from divrob.cli import doctor as doctor_command
 
 doctor_command.register(app)
+from divrob.cli import ops
+
+ops.register(app)
 from divrob.cli import tui as tui_command
 
 tui_command.register(app)

@@ -104,10 +104,20 @@ def ls(
     console.print(_jobs_table(ws, jobs))
     counts = {s: sum(1 for j in jobs if j.state == s) for s in STATES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no jobs")
+    _time_left(ws, jobs)
     for e in EXECUTORS:
         info = live_manager(ws, e)
         if info:
             console.print(f"{e} scheduler: pid {info['pid']}" + (" (detached)" if info.get("detached") else ""))
+
+
+def _time_left(ws, jobs) -> None:
+    """Estimated time left per study with unfinished runs (divrob.dispatch.cost: estimates)."""
+    from divrob.dispatch.cost import fmt_hours, time_left
+
+    for study, t in sorted(time_left(ws, jobs).items()):
+        console.print(f"time left for {study}: ~{fmt_hours(t['wall_hours'])} ({t['gpu_hours']:,.1f} GPU-h for "
+                      f"{t['runs']} unfinished runs, {t['running']} running; an estimate)", highlight=False)
 
 
 @app.command()

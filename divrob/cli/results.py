@@ -20,7 +20,7 @@ from divrob.cli.common import WorkspaceOpt, console, err_console, styled
 
 plot_app = typer.Typer(help="Plots in the terminal, and figures on export.", no_args_is_help=True)
 
-FORMATS = ("table", "csv", "json", "parquet")
+FORMATS = ("table", "csv", "json", "parquet", "tensorboard")
 BAND_STYLES = ("none", "lines", "shade")  # plots.terminal's, spelled here so --help needs no numpy
 
 StudyArg = Annotated[str, typer.Argument(help="Study name or its recipe file.")]
@@ -251,8 +251,8 @@ def _print_run_notes(ws, study: str | None) -> None:
 def results(
     study: Annotated[Optional[str], typer.Option("--study", "-s", help="Study name or recipe file (default: all).")] = None,
     where: WhereOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of the terminal (needed for parquet).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet | tensorboard")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of the terminal (needed for parquet; tensorboard: a directory).")] = None,
     ood: OodOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -270,6 +270,9 @@ def results(
     if fmt == "parquet" and output is None:
         raise DivrobError("--format parquet writes a binary file: give it a path with --output FILE.parquet")
     ws = open_workspace(workspace)
+    if fmt == "tensorboard":
+        _tensorboard(ws, study, where, output)
+        return
     if fmt == "table":
         if output is not None:
             raise DivrobError("--output needs --format csv, json or parquet")
@@ -301,6 +304,18 @@ def results(
 
         write_text_atomic(output, text)
         err_console.print(f"{len(points)} rows written to {output}", markup=False)
+
+
+def _tensorboard(ws, study: str | None, where: str | None, output: Path | None) -> None:
+    from divrob.analysis.studies import resolve_study
+    from divrob.analysis.tensorboard import ExportError, export_tensorboard
+
+    if output is None:
+        raise ExportError("--format tensorboard writes event files: give their directory with --output DIR")
+    if where:
+        raise ExportError("--where does not apply to --format tensorboard (it writes every run of the study)")
+    written = export_tensorboard(ws, output, resolve_study(ws, study) if study else None)
+    err_console.print(f"{len(written)} runs written to {output}; view them with `tensorboard --logdir {output}`")
 
 
 @plot_app.command()

@@ -31,20 +31,25 @@ TimeOpt = Annotated[Optional[int], typer.Option("--time-min", help="slurm: time 
 ParOpt = Annotated[Optional[int], typer.Option("--array-parallelism", help="slurm: array tasks at once.", rich_help_panel="SLURM", min=1)]
 
 @app.command()
-def plan(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
-    """Every job the study needs, its dependencies, and what `study run` will do with it."""
-    from divrob.dispatch.launch import preview_study
+def plan(
+    file: FileArg, as_json: JsonOpt = False,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs to spread the estimated wall time over.")] = 1,
+    gpu_model: Annotated[Optional[str], typer.Option("--gpu-model", help="Use throughputs `divrob bench train` measured on this GPU model.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Every job the study needs, its dependencies, what `study run` will do with it, and its estimated cost."""
+    from divrob.dispatch.launch import preview_with_cost
     from divrob.workspace import open_workspace
 
     ws = open_workspace(workspace)
     if as_json:
         from divrob.progress import SILENT
 
-        study, rows = preview_study(ws, file, SILENT)
-        print_json({"study": study, "jobs": rows})
+        study, rows, cost = preview_with_cost(ws, file, SILENT, gpus, gpu_model)
+        print_json({"study": study, "jobs": rows, "cost": cost.to_json() if cost is not None else None})
         return
     with RichReporter() as reporter:
-        study, rows = preview_study(ws, file, reporter)
+        study, rows, cost = preview_with_cost(ws, file, reporter, gpus, gpu_model)
     generate_first = any(r["kind"] == "generate" for r in rows)
     table = Table(title=f"{study}: generation comes first" if generate_first else f"{study}: {len(rows)} jobs")
     table.add_column("job", no_wrap=True)
@@ -69,6 +74,8 @@ def plan(file: FileArg, as_json: JsonOpt = False, workspace: WorkspaceOpt = None
         console.print(f"precision: {'; '.join(precisions)}", highlight=False)
     todo = sum(1 for r in runs if not r["state"].startswith("finished"))
     console.print(f"{todo} of {len(runs)} runs to do; finished runs are never redone")
+    for line in cost.lines() if cost is not None else []:
+        console.print(Text(line))
 
 
 def _options(**kw) -> dict:

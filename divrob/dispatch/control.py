@@ -14,7 +14,7 @@ from divrob.dispatch.jobs import (
 )
 from divrob.errors import DivrobError
 from divrob.runs.rundir import RunDir
-from divrob.states import RUNDIR_KINDS
+from divrob.states import RUNDIR_KINDS, RUNNING
 from divrob.store.db import read_connection, write_connection
 from divrob.workspace import Workspace
 
@@ -29,7 +29,7 @@ def list_jobs(ws: Workspace, *, study: str | None = None, state: str | None = No
     for job in jobs:
         if job.kind == "manifest" and not include_manifests:
             continue
-        if job.state == "running" and job.kind in RUNDIR_KINDS:  # fresher than the last flush
+        if job.state in RUNNING and job.kind in RUNDIR_KINDS:  # fresher than the last flush
             status = RunDir(ws.runs / job.job_id).status()
             if status.progress.updated is not None:
                 job.progress = status.progress
@@ -99,7 +99,7 @@ def _cancel_unmanaged(ws: Workspace, jobs: list[Job]) -> None:
             submitit.SlurmJob(folder=job.folder, job_id=job.external_id).cancel(check=False)
         elif job.kind in RUNDIR_KINDS:
             pid = RunDir(ws.runs / job.job_id).status().pid
-            if job.state == "running" and pid_alive(pid):
+            if job.state in RUNNING and pid_alive(pid):
                 os.kill(int(pid), signal.SIGTERM)  # an orphaned worker: it records `cancelled` itself
         if job.kind in RUNDIR_KINDS:
             rd = RunDir(ws.runs / job.job_id)

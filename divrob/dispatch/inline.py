@@ -11,6 +11,7 @@ from divrob.recipes.load import Recipe
 from divrob.runs.claim import RunClaimed
 from divrob.runs.execute import execute_run
 from divrob.runs.grid import StudyPlan, plan_study
+from divrob.runs.provenance import note_recipe
 from divrob.runs.rundir import RunDir
 from divrob.store.db import write_connection
 from divrob.store.ingest import ingest_run, ingest_runs, record_manifest, record_recipe, record_study_run
@@ -39,6 +40,9 @@ def record_plan(ws: Workspace, plan: StudyPlan) -> None:
         for pr in plan.runs:
             record_study_run(con, plan.recipe.study.name, pr)
         rundirs = {pr.spec.run_id: RunDir(ws.runs / pr.spec.run_id) for pr in plan.runs}
+        for rd in rundirs.values():
+            if rd.spec_path.exists():
+                note_recipe(rd.path, plan.recipe)
         ingest_runs(con, [rd for rd in rundirs.values() if rd.spec_path.exists()])
 
 
@@ -60,6 +64,7 @@ def run_study(ws: Workspace, recipe: Recipe, reporter: Reporter = SILENT) -> Stu
             outcome.skipped.append(run_id)
             continue
         reporter.log(f"run {run_id}: {pr.distribution} / {pr.spec.arch} / seed {pr.spec.seed}")
+        note_recipe(RunDir.for_spec(ws.runs, pr.spec).path, recipe)
         try:
             rd = execute_run(ws, pr.spec, reporter)
             outcome.trained.append(run_id)

@@ -48,8 +48,8 @@ class Job:
 _PROGRESS_COLUMNS = {f.name: "progress_updated" if f.name == "updated" else f.name for f in fields(Progress)}
 COLUMNS = [f.name for f in fields(Job) if f.name != "progress"] + list(_PROGRESS_COLUMNS.values())
 _JSON = {"deps", "params"}
-_INTS = ("attempts", "pid", "epoch", "epochs", "step", "steps_per_epoch")
-_FLOATS = ("queued", "started", "ended", "updated", "images_per_s", "progress_updated")
+_INTS = ("attempts", "pid", "epoch", "epochs", "step", "steps_per_epoch", "gpu_mem")
+_FLOATS = ("queued", "started", "ended", "updated", "images_per_s", "progress_updated", "gpu_util")
 
 
 def to_row(job: Job) -> list[Any]:

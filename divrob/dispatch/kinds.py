@@ -13,6 +13,7 @@ from typing import Any
 from divrob.errors import DivrobError, RunError
 from divrob.progress import SILENT, Reporter
 from divrob.runs.claim import EXPIRY_S, HEARTBEAT_S, claim_run
+from divrob.runs.provenance import ProvenanceWriter
 from divrob.runs.rundir import RunDir
 from divrob.workspace import Workspace
 
@@ -59,6 +60,9 @@ def _noop_body(rd: RunDir, run_id: str, params: dict[str, Any]) -> None:
     sleep = float(params.get("sleep", 0.0))
     fail_at = params.get("fail_at")
     rd.set_status("running", pid=os.getpid())
+    prov = ProvenanceWriter(rd.path)
+    prov.start(rd.spec())
+    t0 = time.time()
     with rd.recording_failure():
         for epoch in range(1, epochs + 1):
             if epoch in rd.recorded_epochs("finetune"):
@@ -72,6 +76,8 @@ def _noop_body(rd: RunDir, run_id: str, params: dict[str, Any]) -> None:
             rd.append_epoch("finetune", epoch, {s: {"f1_macro": score, "acc": score, "n": 10} for s in ("id_test", "test")})
             rd.set_progress(phase="finetune", epoch=epoch, epochs=epochs, step=10, steps_per_epoch=10,
                             images_per_s=1000.0)
+    prov.phase("finetune", t0, time.time())
+    prov.finish()
     rd.set_status("finished")
 
 

@@ -103,6 +103,24 @@ def preview_study(ws: Workspace, recipe_path: Path, reporter: Reporter = SILENT)
     """(study name, jobs) of what a launch would do: the generation jobs when generation comes
     first (the manifests and runs are planned after it), else every job of the plan (building
     its manifests) with what a launch does with it."""
+    study, rows, _ = _preview(ws, recipe_path, reporter)
+    return study, rows
+
+
+def preview_with_cost(ws: Workspace, recipe_path: Path, reporter: Reporter = SILENT, gpus: int = 1,
+                      gpu: str | None = None):
+    """`preview_study` and the estimated cost of its unfinished runs (`divrob.dispatch.cost`);
+    the cost is None while generation comes first (the manifests are not planned yet)."""
+    from divrob.dispatch.cost import study_cost
+
+    study, rows, plan = _preview(ws, recipe_path, reporter)
+    if plan is None:
+        return study, rows, None
+    todo = [r["job"] for r in rows if r["kind"] == "run" and not r["state"].startswith("finished")]
+    return study, rows, study_cost(ws, plan, todo, gpus, gpu)
+
+
+def _preview(ws: Workspace, recipe_path: Path, reporter: Reporter):
     from divrob.dispatch.study import job_states, plan_rows
     from divrob.recipes.load import load_recipe
     from divrob.runs.grid import plan_study
@@ -112,7 +130,8 @@ def preview_study(ws: Workspace, recipe_path: Path, reporter: Reporter = SILENT)
     recipe = load_recipe(recipe_path)
     gens = pending_generations(ws, recipe)
     if not gens:
-        return recipe.study.name, plan_rows(ws, plan_study(ws, recipe, reporter))
+        plan = plan_study(ws, recipe, reporter)
+        return recipe.study.name, plan_rows(ws, plan), plan
     ids = [generation_job_id(g) for g in gens]
     stored = job_states(ws, ids)
     rows = []
@@ -121,7 +140,7 @@ def preview_study(ws: Workspace, recipe_path: Path, reporter: Reporter = SILENT)
         state = f"{job.state} ({job.executor})" if job is not None and job.state in ACTIVE else "to run"
         rows.append({"job": jid, "kind": "generate", "label": f"generate {g['generator']}", "deps": [],
                      "state": state, "reason": job.reason if job is not None and job.state == "failed" else None})
-    return recipe.study.name, rows
+    return recipe.study.name, rows, None
 
 
 def launch_study(request: LaunchRequest, reporter: Reporter = SILENT, *, in_background: bool = False) -> LaunchOutcome:
@@ -160,8 +179,23 @@ def _inline(ws: Workspace, recipe, reporter: Reporter) -> LaunchOutcome:
     ended = {r: Job(r, "run", recipe.study.name, labels[r], executor="inline", state="finished") for r in done.trained}
     ended.update({r: Job(r, "run", recipe.study.name, labels[r], executor="inline", state="failed", reason=why)
                   for r, why in done.failed.items()})
+    _alert_inline(ws, recipe.study.name, ended, reporter)
     return LaunchOutcome(recipe.study.name, "inline", runs=len(labels), queued=list(ended), skipped=done.skipped,
                          ended=ended, left=done.left)
+
+
+def _alert_inline(ws: Workspace, study: str, ended: dict[str, Job], reporter: Reporter) -> None:
+    """The alerts a manager sends, for a study served in this process: its failed runs, then its end."""
+    from divrob.dispatch.notify import Notifier, failed_message, study_message
+
+    notifier = Notifier(ws.config.notify, reporter.log)
+    if not notifier.enabled or not ended:
+        return
+    for j in ended.values():
+        if j.state == "failed":
+            notifier.send("failed", study, failed_message(study, j.label, j.job_id, j.reason))
+    counts = {s: sum(1 for j in ended.values() if j.state == s) for s in ("finished", "failed")}
+    notifier.send("finished", study, study_message(study, counts))
 
 
 def _queue(ws: Workspace, recipe, request: LaunchRequest, executor: str, reporter: Reporter,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 from divrob.dispatch.jobs import (
@@ -14,20 +15,33 @@ from divrob.dispatch.jobs import (
     take_requests, upsert_jobs, wake_path, write_manager_pidfile,
 )
 from divrob.dispatch.local import Event
+from divrob.dispatch.notify import failed_message, stalled_message, study_message
 from divrob.progress import SILENT, Reporter
 from divrob.runs.rundir import RunDir
 from divrob.runs.status import RunStatus
-from divrob.states import RUNDIR_KINDS
+from divrob.states import RUNDIR_KINDS, RUNNING
 from divrob.store.db import write_connection
 from divrob.store.ingest import ingest_runs
 from divrob.workspace import Workspace
 
 
+def _alive(status: RunStatus) -> bool:
+    """Whether a running run's process lives: checked on this host; on another (SLURM) the
+    backend, which still tracks the job, says so."""
+    return status.host != socket.gethostname() or pid_alive(status.pid)
+
 
 class Manager:
     def __init__(self, ws: Workspace, backend, *, on_lost: str = "fail", max_requeues: int = 3,
-                 reporter: Reporter = SILENT, flush_s: float = 0.5, poll_s: float = 0.05):
+                 reporter: Reporter = SILENT, flush_s: float = 0.5, poll_s: float = 0.05,
+                 stall_s: float = 15 * 60.0, on_stall: str = "mark", notifier=None):
+        from divrob.dispatch.notify import Notifier
+
         self.ws, self.backend, self.reporter = ws, backend, reporter
+        self.stall_s, self.on_stall = stall_s, on_stall
+        self.notifier = notifier or Notifier(ws.config.notify, reporter.log)
+        self.stall_requeue: set[str] = set()  # stalled jobs being stopped to be requeued
+        self.study_counts: dict[str, dict[str, int]] = {}  # runs ended per study, for its message
         self.executor = backend.name
         self.on_lost, self.max_requeues = on_lost, max_requeues
         self.flush_s, self.poll_s = flush_s, poll_s
@@ -55,7 +69,7 @@ class Manager:
         for job in loaded:
             if job.job_id not in self.jobs:
                 self.jobs[job.job_id] = job
-                if job.state == "running" or job.external_id:
+                if job.state in RUNNING or job.external_id:
                     self._adopt(job)
 
     def flush(self) -> None:
@@ -65,12 +79,14 @@ class Manager:
     def _flush(self, con) -> None:
         now = time.time()
         for job in self.jobs.values():  # running jobs: progress and new epochs
-            if job.state == "running" and job.kind in RUNDIR_KINDS:
+            if job.state in RUNNING and job.kind in RUNDIR_KINDS:
                 rd = RunDir(self.ws.runs / job.job_id)
-                p = rd.status().progress
+                status = rd.status()
+                p = status.progress
                 if p.updated is not None and p != job.progress:
                     job.progress = p
                     self.dirty.add(job.job_id)
+                self._check_stall(job, status, now)
                 try:
                     mtime = rd.events_path.stat().st_mtime
                 except OSError:
@@ -92,6 +108,36 @@ class Manager:
     def _status(self, job: Job) -> RunStatus:
         """What the job's run directory says; a job without one (generate) says nothing."""
         return RunDir(self.ws.runs / job.job_id).status() if job.kind in RUNDIR_KINDS else RunStatus()
+
+    def _check_stall(self, job: Job, status: RunStatus, now: float) -> None:
+        """A running job whose heartbeat (progress or status time) is older than stall_s while its
+        process lives becomes `stalled` (and requeued with on_stall = requeue); a heartbeat brings
+        it back to running."""
+        if status.state != "running" or job.job_id in self.cancelling:
+            return
+        try:  # a line in its log counts too (decoding a manifest logs before training reports)
+            logged = (self.ws.runs / job.job_id / "log.txt").stat().st_mtime
+        except OSError:
+            logged = None
+        beats = [t for t in (status.progress.updated, status.updated, job.started, logged) if t]
+        if not beats:
+            return
+        quiet = now - max(beats)
+        if job.state == "running" and quiet > self.stall_s and _alive(status):
+            job.state = "stalled"
+            job.reason = f"no heartbeat for {quiet / 60:.0f} min; process {status.pid} on {status.host} is alive"
+            self._touch(job)
+            requeue = self.on_stall == "requeue"
+            self.reporter.log(f"stalled {job.job_id} {job.label}: {job.reason}" + ("; requeueing" if requeue else ""))
+            self.notifier.send("stalled", job.study, stalled_message(job.study, job.label, job.job_id, quiet / 60, requeue))
+            if requeue:
+                self.stall_requeue.add(job.job_id)
+                self.cancelling.add(job.job_id)
+                if not self.backend.cancel(job.job_id) and _alive(status) and status.host == socket.gethostname():
+                    os.kill(int(status.pid), signal.SIGTERM)
+        elif job.state == "stalled" and quiet <= self.stall_s:
+            job.state, job.reason = "running", None
+            self._touch(job)
 
     def _touch(self, job: Job) -> None:
         self.dirty.add(job.job_id)
@@ -115,8 +161,25 @@ class Manager:
         self.cancelling.discard(job.job_id)
         self.orphans.discard(job.job_id)
         self.reporter.log(f"{state} {job.job_id} {job.label}" + ("" if state == "finished" else f": {reason}"))
+        if job.kind in RUNDIR_KINDS:
+            self._alert(job, state, reason)
+
+    def _alert(self, job: Job, state: str, reason: str | None) -> None:
+        """A failed run now; its study's summary once none of its runs is left with this manager."""
+        if state == "failed":
+            self.notifier.send("failed", job.study, failed_message(job.study, job.label, job.job_id, reason))
+        if not job.study:
+            return
+        counts = self.study_counts.setdefault(job.study, {"finished": 0, "failed": 0, "cancelled": 0})
+        counts[state] += 1
+        if not any(j.study == job.study and j.kind in RUNDIR_KINDS for j in self.jobs.values()):
+            self.notifier.send("finished", job.study, study_message(job.study, self.study_counts.pop(job.study)))
 
     def _ended(self, job: Job, info: dict) -> None:
+        if job.job_id in self.stall_requeue:  # stopped because it stalled: it resumes from its checkpoint
+            self.stall_requeue.discard(job.job_id)
+            self.cancelling.discard(job.job_id)
+            return self._lost(job, "stalled: stopped to be requeued", policy="requeue")
         status = self._status(job)
         state = status.state
         if job.job_id in self.cancelling:
@@ -126,12 +189,14 @@ class Manager:
         reason = None if state == "finished" else (status.reason or info.get("error") or info.get("reason"))
         self._end(job, state, reason)
 
-    def _lost(self, job: Job, reason: str) -> None:
-        """A job whose process vanished (SIGKILL, OOM killer, a dead node): fail it or requeue it."""
+    def _lost(self, job: Job, reason: str, policy: str | None = None) -> None:
+        """A job whose process vanished (SIGKILL, OOM killer, a dead node): fail it or requeue it
+        (`policy`: on_lost unless given)."""
         if job.job_id in self.cancelling:
             return self._end(job, "cancelled", "cancelled")
+        policy = policy or self.on_lost
         rd = RunDir(self.ws.runs / job.job_id) if job.kind in RUNDIR_KINDS else None
-        if self.on_lost == "requeue" and job.attempts <= self.max_requeues:
+        if policy == "requeue" and job.attempts <= self.max_requeues:
             job.state, job.reason, job.slot, job.pid, job.external_id = "queued", f"requeued: {reason}", None, None, None
             if rd is not None:
                 rd.log(f"lost ({reason}); requeued, will resume from the last checkpoint")
@@ -139,7 +204,7 @@ class Manager:
             self.reporter.log(f"requeued {job.job_id} {job.label}: {reason}")
             self._touch(job)
             return
-        why = f"lost: {reason}" + ("; requeue limit reached" if self.on_lost == "requeue" else "")
+        why = f"lost: {reason}" + ("; requeue limit reached" if policy == "requeue" else "")
         if rd is not None:
             rd.log(f"failed: {why}")
             if rd.status().state not in DONE:
@@ -151,7 +216,7 @@ class Manager:
         if hasattr(self.backend, "attach") and job.external_id:
             self.backend.attach(job)
             return
-        if job.state != "running":
+        if job.state not in RUNNING:
             return
         status = self._status(job)
         if status.state in DONE:
@@ -271,7 +336,7 @@ class Manager:
                 self.cancel(job_id)
             self.reporter.log("interrupted: cancelling running jobs")
             deadline = time.time() + 10
-            while any(j.state == "running" for j in self.jobs.values()) and time.time() < deadline:
+            while any(j.state in RUNNING for j in self.jobs.values()) and time.time() < deadline:
                 for ev in self.backend.poll(0.1):
                     self.handle(ev)
             raise

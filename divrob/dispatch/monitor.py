@@ -83,7 +83,7 @@ def job_view(ws: Workspace, j: Job, now: float | None = None) -> JobView:
     eta = eta_of(fraction, j.started, p.updated, now) if j.state == "running" else None
     return JobView(j.job_id, j.kind, j.study or "", j.label or j.kind, j.state, j.executor, j.slot or "-",
                    j.external_id or j.slot or j.executor, p.phase or "", "done" if j.state == "finished" else p.label(), fraction, p.images_per_s,
-                   getattr(p, "gpu_util", None), getattr(p, "gpu_mem", None), elapsed, eta, j.reason or "",
+                   p.gpu_util, None if p.gpu_mem is None else p.gpu_mem / 1024, elapsed, eta, j.reason or "",
                    j.updated)
 
 

@@ -42,7 +42,8 @@ def make_manager(ws: Workspace, executor: str, opts: dict[str, Any], reporter: R
 
     cfg = ws.config.executor
     return Manager(ws, make_backend(ws, executor, opts), on_lost=opts.get("on_lost") or cfg.on_lost,
-                   max_requeues=cfg.max_requeues, reporter=reporter)
+                   max_requeues=cfg.max_requeues, reporter=reporter, stall_s=cfg.stall_minutes * 60,
+                   on_stall=cfg.on_stall)
 
 
 def start_detached(ws: Workspace, executor: str, opts: dict[str, Any], wait_s: float = 10.0) -> dict:

@@ -67,6 +67,7 @@ def enqueue(ws: Workspace, plan: StudyPlan, executor: str, *, retry: bool = Fals
     """Queue the study's unfinished jobs for `executor`. Finished runs are never redone; failed ones
     are resumed; cancelled ones stay cancelled unless `retry` (which queues only failed/cancelled)."""
     from divrob.dispatch.inline import record_plan
+    from divrob.runs.provenance import note_recipe
 
     record_plan(ws, plan)
     study = plan.recipe.study.name
@@ -101,7 +102,7 @@ def enqueue(ws: Workspace, plan: StudyPlan, executor: str, *, retry: bool = Fals
             if old is not None:
                 base.attempts = 0 if retry else old.attempts
             if pj.job_id in specs:  # the job reads its spec from the run dir
-                RunDir.for_spec(ws.runs, specs[pj.job_id])
+                note_recipe(RunDir.for_spec(ws.runs, specs[pj.job_id]).path, plan.recipe)
             rows.append(base)
             out.queued.append(pj.job_id)
         upsert_jobs(con, rows)

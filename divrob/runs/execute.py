@@ -7,6 +7,8 @@ writes the run directory, the others follow the same steps on their share of eac
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 
 from divrob.errors import RunError
 from divrob.progress import SILENT, Reporter
@@ -126,13 +128,32 @@ def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once per shape
     dist.init(device.type)
+    from divrob.runs.provenance import ProvenanceWriter
+
+    if device.type == "cuda":
+        from dataclasses import replace
+
+        rd = replace(rd, sample_gpus=True)
+    prov = ProvenanceWriter(rd.path, writer=dist.is_main)
+    prov.start(spec, device, dist.world)
     try:
-        _phases(ws, spec, rd, reporter, dist, device)
+        _phases(ws, spec, rd, reporter, dist, device, prov)
+        prov.finish()
     finally:
         dist.shutdown()
 
 
-def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, device) -> None:
+@contextmanager
+def _timed(prov, phase: str):
+    """Wall time (and GPU time) of one phase into the run's provenance, also when it fails."""
+    t0 = time.time()
+    try:
+        yield
+    finally:
+        prov.phase(phase, t0, time.time())
+
+
+def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, device, prov) -> None:
     import torch
 
     from divrob.train.archs import build_model, replace_head
@@ -151,8 +172,10 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
-        train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, recorder=rd,
-                    seed=spec.seed, device=device, reporter=reporter, label=label, dist=dist)
+        prov.manifest(len(data.train.valid), data.train.n_skipped)
+        with _timed(prov, "pretrain"):
+            train_phase(phase="pretrain", model=model, cfg=spec.pretrain, data=data, recorder=rd,
+                        seed=spec.seed, device=device, reporter=reporter, label=label, dist=dist)
         if dist.is_main:
             save_checkpoint(pretrained_path, {"model": model.cpu().state_dict()})
         dist.barrier()  # nobody reads pretrained.pt before rank 0 has written it
@@ -178,5 +201,6 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
             model.load_state_dict(state["model"])
         replace_head(model, num_classes, seed=spec.seed + 1)
     rd.log(f"finetune: {spec.arch} on {spec.downstream} ({int(data.train.valid.sum())} images)")
-    train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, recorder=rd,
-                seed=spec.seed + 1, device=device, reporter=reporter, label=label, dist=dist)
+    with _timed(prov, "finetune"):
+        train_phase(phase="finetune", model=model, cfg=spec.finetune, data=data, recorder=rd,
+                    seed=spec.seed + 1, device=device, reporter=reporter, label=label, dist=dist)

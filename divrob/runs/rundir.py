@@ -78,6 +78,7 @@ def check_event_bytes(data: bytes) -> EventCheck:
 class RunDir:
     path: Path
     writer: bool = True
+    sample_gpus: bool = False  # a run on CUDA: progress reports carry its GPUs' use (NVML)
 
     @classmethod
     def for_spec(cls, runs_root: Path, spec: RunSpec, writer: bool = True) -> "RunDir":
@@ -262,6 +263,12 @@ class RunDir:
         images_per_s (`divrob.train.recorder.PhaseRecorder`; callers rate-limit: one atomic write)."""
         if not self.writer:
             return
+        if self.sample_gpus:
+            from divrob.devices import gpu_use
+
+            util, mem = gpu_use()
+            if util is not None:
+                progress.update(gpu_util=util, gpu_mem=mem)
         write_status(self.status_path, with_progress(self.status(), time.time(), **progress))
 
     def prepare_resume(self) -> list[str]:

@@ -29,6 +29,8 @@ class Progress:
     steps_per_epoch: int | None = None
     images_per_s: float | None = None
     updated: float | None = None  # when the job last reported progress
+    gpu_util: float | None = None  # percent, mean over the job's own GPUs (NVML; None: no GPU or no NVML)
+    gpu_mem: int | None = None  # MiB used on the job's own GPUs, summed
 
     @property
     def epochs_done(self) -> float | None:

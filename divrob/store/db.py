@@ -10,7 +10,7 @@ from typing import Iterator
 
 from divrob.errors import DivrobError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -37,7 +37,14 @@ SCHEMA = [
         params VARCHAR, executor VARCHAR, state VARCHAR, attempts INTEGER, slot VARCHAR, pid INTEGER,
         external_id VARCHAR, folder VARCHAR, reason VARCHAR, log_tail VARCHAR, phase VARCHAR,
         epoch INTEGER, step BIGINT, images_per_s DOUBLE, queued DOUBLE, started DOUBLE, ended DOUBLE,
-        updated DOUBLE, epochs INTEGER, steps_per_epoch BIGINT, progress_updated DOUBLE)""",
+        updated DOUBLE, epochs INTEGER, steps_per_epoch BIGINT, progress_updated DOUBLE,
+        gpu_util DOUBLE, gpu_mem BIGINT)""",
+    # v6: what ran on what (divrob.runs.provenance; the whole record in `data`, as JSON)
+    """CREATE TABLE IF NOT EXISTS provenance (
+        run_id VARCHAR PRIMARY KEY, divrob_version VARCHAR, git_commit VARCHAR, git_dirty BOOLEAN,
+        git_diff_hash VARCHAR, host VARCHAR, gpu_model VARCHAR, gpu_count INTEGER, slurm_job_id VARCHAR,
+        started DOUBLE, ended DOUBLE, gpu_seconds DOUBLE, manifest_id VARCHAR, manifest_rows BIGINT,
+        unreadable BIGINT, recipe_hash VARCHAR, data VARCHAR)""",
 ]
 
 
@@ -72,8 +79,18 @@ def _runs_unreadable_v5(con) -> None:
             con.execute(f"ALTER TABLE runs ADD COLUMN {name} INTEGER")
 
 
+def _ops_v6(con) -> None:
+    """5 → 6: the GPU use a job reports (Progress.gpu_util, gpu_mem); the provenance table comes
+    from SCHEMA."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'").fetchall()}
+    for name, kind in (("gpu_util", "DOUBLE"), ("gpu_mem", "BIGINT")):
+        if name not in have:
+            con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+
 # Steps from version N to N+1 beyond the idempotent CREATE TABLE IF NOT EXISTS above.
-MIGRATIONS = {1: (), 2: (_jobs_v3,), 3: (_epochs_score_v4,), 4: (_runs_unreadable_v5,)}  # 1 → 2: the jobs table only
+MIGRATIONS = {1: (), 2: (_jobs_v3,), 3: (_epochs_score_v4,), 4: (_runs_unreadable_v5,), 5: (_ops_v6,)}  # 1 → 2: the jobs table only
 
 
 class StoreError(DivrobError):

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import time
 
+from divrob.runs.provenance import read_provenance
 from divrob.runs.rundir import RunDir
 
 METRIC_COLUMNS = ("f1_macro", "acc", "recall_macro", "loss", "n", "score")  # score: the task's own metric
+PROVENANCE_COLUMNS = ["run_id", "divrob_version", "git_commit", "git_dirty", "git_diff_hash", "host", "gpu_model",
+                      "gpu_count", "slurm_job_id", "started", "ended", "gpu_seconds", "manifest_id", "manifest_rows",
+                      "unreadable", "recipe_hash"]
 RUN_COLUMNS = ["run_id", "arch", "seed", "downstream", "manifest_id", "state", "reason", "spec", "updated",
                "unreadable", "images"]
 
@@ -50,7 +54,7 @@ def ingest_runs(con, rundirs) -> int:
     number of epoch rows."""
     import pandas as pd
 
-    runs, epochs = [], []
+    runs, epochs, provenance = [], [], []
     for rd in rundirs:
         try:
             run, rows = _rows(rd)
@@ -58,6 +62,10 @@ def ingest_runs(con, rundirs) -> int:
             continue
         runs.append(run)
         epochs += rows
+        prov = read_provenance(rd.path)
+        if prov:
+            provenance.append([rd.run_id, *[prov.get(c) for c in PROVENANCE_COLUMNS[1:]],
+                               json.dumps(prov, sort_keys=True)])
     if runs:
         run_df = pd.DataFrame(runs, columns=RUN_COLUMNS).drop_duplicates("run_id", keep="last")
         run_df = run_df.astype({"unreadable": "Int64", "images": "Int64"})
@@ -80,7 +88,23 @@ def ingest_runs(con, rundirs) -> int:
             con.execute(f"INSERT OR REPLACE INTO epochs ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _ingest_epochs")
         finally:
             con.unregister("_ingest_epochs")
+    if provenance:
+        _ingest_provenance(con, provenance)
     return len(epochs)
+
+
+def _ingest_provenance(con, rows: list[list]) -> None:
+    import pandas as pd
+
+    cols = [*PROVENANCE_COLUMNS, "data"]
+    df = pd.DataFrame(rows, columns=cols).drop_duplicates("run_id", keep="last")
+    df = df.astype({"git_dirty": "boolean", "gpu_count": "Int64", "manifest_rows": "Int64", "unreadable": "Int64",
+                    "started": "float64", "ended": "float64", "gpu_seconds": "float64"})
+    con.register("_ingest_provenance", df)
+    try:
+        con.execute(f"INSERT OR REPLACE INTO provenance ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _ingest_provenance")
+    finally:
+        con.unregister("_ingest_provenance")
 
 
 def record_recipe(con, recipe) -> None:

@@ -48,7 +48,6 @@ def write_preview(paths: list[Path], labels, cfg, phase: str, n: int, out: Path,
                   reporter: Reporter = SILENT) -> list[Path]:
     """Write the model input of the first `n` images as PNGs in `out`; their paths, in order.
     Imported by the CLI at start-up: numpy and torch are imported here, not above."""
-    import numpy as np
     import torch
     from PIL import Image
 

@@ -365,6 +365,13 @@ class DivrobAdapter:
 
         return results_page(self.ws, study, limit)
 
+    @_reads
+    def diff(self, run_a: str, run_b: str) -> dict:
+        """divrob.analysis.diff.diff_runs of two runs (ids or unique prefixes) or STUDY:GROUPs."""
+        from divrob.analysis.diff import diff_runs
+
+        return diff_runs(self.ws, run_a, run_b)
+
     @staticmethod
     def summary(points, all_studies: bool = False):
         """Per run, its last epoch: the task's ID / OOD score (as `divrob results`) and its state;

@@ -48,6 +48,8 @@ class ResultsScreen(StoreScreen):
         Binding("e", "toggle_epochs", "Runs/epochs"),
         Binding("x", "export", "Export"),
         Binding("escape", "focus_table", "Table", show=False),
+        Binding("m", "mark", "Mark for diff", show=False),
+        Binding("d", "diff", "Diff marked", show=False),
     ]
 
     class PageLoaded(Message):
@@ -63,6 +65,7 @@ class ResultsScreen(StoreScreen):
         self.per_epoch = False
         self.sort_by: str | None = None
         self.descending = False
+        self.diff_marks: list[str] = []  # run ids marked with `m` (components/diff.py)
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
@@ -196,6 +199,16 @@ class ResultsScreen(StoreScreen):
         order = f" · sorted by {self.sort_by}" if self.sort_by else ""
         self.query_one("#results-status", Static).update(
             f"{runs} runs · {len(pts)} epochs · {shown}{more}{order}")
+
+    def action_mark(self) -> None:
+        from divrob.tui.components.diff import mark
+
+        mark(self, self.diff_marks)
+
+    def action_diff(self) -> None:
+        from divrob.tui.components.diff import open_diff
+
+        open_diff(self, self.diff_marks)
 
     def action_focus_where(self) -> None:
         self.query_one("#where", Input).focus()

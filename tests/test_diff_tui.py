@@ -1,0 +1,47 @@
+"""The TUI opens `divrob diff` from two marked rows on Results (a real app driven by Pilot, real store)."""
+
+from __future__ import annotations
+
+import pytest
+from test_tui_helpers import make_app, make_tui_workspace, settle
+
+SIZE = (120, 40)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"  # Textual runs on asyncio
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return make_tui_workspace(tmp_path_factory.mktemp("tui-diff") / "ws")
+
+
+async def test_mark_two_rows_and_open_their_diff(ws):
+    from divrob.tui.components.diff import DiffScreen
+
+    app = make_app(ws, start="results")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        results = app.screen
+        await pilot.press("d")  # nothing marked: a hint, no screen
+        await settle(pilot)
+        assert app.screen is results
+        first = str(results.frame["run_id"].iloc[0])
+        second = str(results.frame["run_id"].iloc[1])
+        await pilot.press("m", "down", "m", "d")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DiffScreen) and (screen.run_a, screen.run_b) == (first, second)
+        d = screen.diff
+        assert d is not None and d["a"]["runs"] == [first] and d["b"]["runs"] == [second]
+        fields = {r["field"] for r in d["spec"]}
+        rows = results.frame.set_index("run_id")
+        if rows.loc[first, "arch"] != rows.loc[second, "arch"]:
+            assert "arch" in fields
+        assert d["metrics"] and all(r["phase"] == "finetune" for r in d["metrics"])
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is results

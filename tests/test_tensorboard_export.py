@@ -1,0 +1,65 @@
+"""`divrob results --format tensorboard`: one event file per run from the store, read back with
+TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from divrob.cli import app
+from results_fixture import make_results_workspace
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return make_results_workspace(tmp_path_factory.mktemp("tb") / "ws", epochs=3)
+
+
+def test_one_event_file_per_run_with_metrics_per_epoch_and_the_spec(ws, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    runner = CliRunner()
+    for _ in range(2):  # exporting again replaces, never duplicates
+        res = runner.invoke(app, ["results", "--study", "fixture", "--format", "tensorboard", "--output", str(out),
+                                  "-w", str(ws.root)])
+        assert res.exit_code == 0, res.output
+    assert "6 runs written" in res.output
+    files = sorted(out.rglob("events.out.tfevents.*"))
+    assert len(files) == 6 and len({f.parent for f in files}) == 6
+    con = duckdb.connect(str(ws.db_path), read_only=True)
+    try:
+        run_id, spec = con.execute("SELECT r.run_id, r.spec FROM runs r JOIN study_runs s USING (run_id) "
+                                   "WHERE s.distribution = 'shapes-500' AND s.arch = 'resnet18'").fetchone()
+        want = con.execute("SELECT epoch, split, score FROM epochs WHERE run_id = ? AND phase = 'finetune' "
+                           "ORDER BY epoch", [run_id]).fetchall()
+    finally:
+        con.close()
+    (run_dir,) = [f.parent for f in files if f.parent.name.endswith(run_id[:8])]
+    assert run_dir.relative_to(out).parts[:2] == ("fixture", "shapes-500")
+    acc = EventAccumulator(str(run_dir), size_guidance={"tensors": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for split in ("id_test", "test", "id_val", "val"):
+        got = [(e.step, e.value) for e in acc.Scalars(f"finetune/{split}/score")]
+        assert got == [(ep, pytest.approx(v, abs=1e-6)) for ep, s, v in want if s == split]
+    assert [e.step for e in acc.Scalars("ID/score")] == [1, 2, 3]
+    assert "OOD/test/score" in tags["scalars"] and "OOD/val/score" in tags["scalars"]
+    assert "OOD/id_val/score" not in tags["scalars"]
+    text = acc.Tensors("spec/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert json.loads(text.strip("`\n")) == json.loads(spec)
+
+
+def test_missing_extra_and_bad_options_are_clear_errors(ws, tmp_path, monkeypatch):
+    runner = CliRunner()
+    res = runner.invoke(app, ["results", "--format", "tensorboard", "-w", str(ws.root)])
+    assert res.exit_code == 2 and "--output DIR" in res.output
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if the extra were not installed
+    res = runner.invoke(app, ["results", "--format", "tensorboard", "--output", str(tmp_path / "x"), "-w", str(ws.root)])
+    assert res.exit_code == 1 and "divrob[tensorboard]" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x").exists()
