@@ -81,12 +81,11 @@ def test_a_cuda_runs_progress_carries_its_gpu_use_into_jobs_ls(nvml, monkeypatch
     job.state, job.progress = "running", p
     with write_connection(ws.db_path) as con:  # the manager copies a running job's progress into its row
         upsert_jobs(con, [job])
-    from divrob.cli.common import console
-
-    monkeypatch.setattr(console, "width", 240)  # the progress column whole, not ellipsised
-    res = CliRunner().invoke(app, ["jobs", "ls", "-w", str(ws.root)])
+    # wide enough for every column whole (COLUMNS, not console.width: setting the width pins it for
+    # every later test, since monkeypatch restores it by setting it again)
+    res = CliRunner().invoke(app, ["jobs", "ls", "-w", str(ws.root)], env={"COLUMNS": "240"})
     assert res.exit_code == 0, res.output
-    assert "GPU 10% 1.0 GiB" in res.output
+    assert "10% 1.0G" in res.output  # the gpu column: utilisation, memory in GiB (1000 MiB)
 
 
 def test_schema_4_store_gains_the_gpu_columns_and_the_provenance_table(tmp_path):

@@ -49,14 +49,12 @@ class DiffScreen(DataScreen):
 
 
 def cursor_run(screen) -> str | None:
-    """The run id of the Results row under the cursor (from the frame: the table shows 8 characters)."""
+    """The run id of the Results row under the cursor (the screen keeps each shown row's full id:
+    the table shows 8 characters)."""
     from textual.widgets import DataTable
 
-    frame = screen.frame
-    if frame is None or frame.empty or "run_id" not in frame.columns:
-        return None
     row = screen.query_one("#table", DataTable).cursor_coordinate.row
-    return str(frame["run_id"].iloc[row]) if row < min(len(frame), 2000) else None
+    return screen.run_ids[row] if 0 <= row < len(screen.run_ids) else None
 
 
 def mark(screen, marks: list[str]) -> None:

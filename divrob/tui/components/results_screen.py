@@ -61,6 +61,7 @@ class ResultsScreen(StoreScreen):
         super().__init__()
         self.frame = None
         self.page = None  # the first runs of a study, from the store, until every epoch is read
+        self.run_ids: list[str] = []  # the full run id of each row shown (the table shows 8 characters)
         self.then = None  # what to do once every epoch is read (a sort, the per-epoch view, an export)
         self.per_epoch = False
         self.sort_by: str | None = None
@@ -150,6 +151,7 @@ class ResultsScreen(StoreScreen):
         at = [LAST_EPOCH_FIELDS.index(c) for c in order]
         table = self.query_one("#table", DataTable)
         rid = order.index("run_id")
+        self.run_ids = [str(r[at[rid]]) for r in m.rows]
         fill_table(table, order, [tuple(cell(r[i])[:8] if k == rid else
                                         Text(r[i], style=STATE_STYLE.get(r[i], "")) if order[k] == "state"
                                         else cell(r[i]) for k, i in enumerate(at)) for r in m.rows],
@@ -181,6 +183,7 @@ class ResultsScreen(StoreScreen):
         self.frame = frame
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
+        self.run_ids = []
         if frame.empty:
             where = self.query_one("#where", Input).value.strip()
             self.query_one("#results-status", Static).update(
@@ -189,6 +192,7 @@ class ResultsScreen(StoreScreen):
         headers = [f"{c}{(' ↓' if self.descending else ' ↑') if c == self.sort_by else ''}" for c in frame.columns]
         runs = pts["run_id"].nunique() if "run_id" in pts.columns else 0
         rid = list(frame.columns).index("run_id") if "run_id" in frame.columns else -1
+        self.run_ids = [str(v) for v in frame["run_id"].head(MAX_ROWS)] if rid >= 0 else []
         fill_table(table, headers, [tuple(cell(v)[:8] if i == rid else cell(v) for i, v in enumerate(row))
                                     for row in frame.head(MAX_ROWS).itertuples(index=False)],
                    column_keys=list(frame.columns))
