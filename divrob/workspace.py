@@ -55,6 +55,8 @@ class DemoConfig(BaseModel):
     shapes_size: int = Field(48, ge=16)
     camtrap_images: int = Field(2400, ge=100)
     camtrap_size: int = Field(48, ge=16)
+    camtrap_species: int = Field(14, ge=2)
+    camtrap_shortcut: float = Field(0.8, ge=0, le=1)
     seed: int = 0
 
 
