@@ -59,6 +59,10 @@ def demo(
     from divrob.workspace import init_workspace
 
     ws = init_workspace(workspace)
+    if not ws.config.compute.threads:
+        # The demo's model is tiny: a second torch thread gains little, and on a shared CPU two
+        # contending threads made it 10x slower (measured). Set compute.threads to override.
+        ws.config.compute.threads = 1
     rec = load_recipe(recipe or bundled(DEMO_RECIPE))
     console.print(f"[bold]divrob demo[/]: study [cyan]{rec.study.name}[/] in {ws.root}")
     with RichReporter() as reporter:

@@ -14,11 +14,14 @@ from divrob.sources.demo_shapes import PALETTES, SHAPES, TEXTURES, local_frame, 
 N_DAYS = 120  # length of a camera deployment; the vegetation follows a season over it
 
 # The species are creatures built from demo-shapes' vocabulary: each one a body shape with a
-# coat texture (every pair distinct), in any colour. Colour therefore says nothing about the
-# species; shape and coat pattern do, and those are what pre-training on demo-shapes teaches.
-SPECIES_LOOKS = tuple((SHAPES[k % len(SHAPES)], TEXTURES[(3 * k) % len(TEXTURES)]) for k in range(20))
-SPECIES = tuple(f"{shape}-{texture}" for shape, texture in SPECIES_LOOKS)
+# coat texture (every pair distinct) and a usual coat colour that an individual wears with
+# probability COAT_COLOUR_SHARE (else any palette). Shape and coat pattern always tell species
+# apart, colour only often: what pre-training on demo-shapes teaches is what identifies them.
 PALETTE_NAMES = tuple(PALETTES)
+SPECIES_LOOKS = tuple((SHAPES[k % len(SHAPES)], TEXTURES[(3 * k) % len(TEXTURES)]) for k in range(20))
+SPECIES_PALETTES = tuple(PALETTE_NAMES[k % len(PALETTE_NAMES)] for k in range(20))
+SPECIES = tuple(f"{shape}-{texture}" for shape, texture in SPECIES_LOOKS)
+COAT_COLOUR_SHARE = 0.7
 
 # habitat: ground, ground texture, vegetation, sky. The first five are where the training
 # cameras stand (ID_TERRAINS); held-out cameras stand in the other three (OOD_TERRAINS).
@@ -131,7 +134,8 @@ def _downsample2(a: np.ndarray) -> np.ndarray:
     return (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) * 0.25
 
 
-def render_image(k: int, loc: Location, day: int, rng: np.random.Generator, size: int) -> np.ndarray:
+def render_image(k: int, loc: Location, day: int, rng: np.random.Generator, size: int,
+                 coat_colour_share: float = COAT_COLOUR_SHARE):
     n = size
     img = loc.base.copy()
     # Season: the vegetation greens up and dries out over the N_DAYS of the deployment.
@@ -147,7 +151,8 @@ def render_image(k: int, loc: Location, day: int, rng: np.random.Generator, size
     cx = (rng.uniform(-0.05, 1.05) if edge else rng.uniform(0.2, 0.8)) * n
     cy = foot - 0.85 * radius
     shape, texture = SPECIES_LOOKS[k]
-    palette = PALETTE_NAMES[rng.integers(len(PALETTE_NAMES))]
+    usual = rng.uniform() < coat_colour_share
+    palette = SPECIES_PALETTES[k] if usual else PALETTE_NAMES[rng.integers(len(PALETTE_NAMES))]
     m = 2 * n  # the creature is drawn on a 2x grid and box-downsampled for anti-aliasing
     u, v = local_frame(m, 2 * cx, 2 * cy, 2 * radius, rng.uniform(0, 2 * np.pi))
     alpha, fill = paint_object(u, v, shape, palette, texture, rng)
