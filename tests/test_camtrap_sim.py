@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from divrob.downstream import camtrap_sim
-from divrob.downstream.camtrap_render import ID_TERRAINS, OOD_TERRAINS, SPECIES_LOOKS, make_location, render_image
+from divrob.downstream.camtrap_render import (
+    ID_TERRAINS,
+    OOD_TERRAINS,
+    SPECIES_LOOKS,
+    make_location,
+    render_image,
+)
 from divrob.downstream.camtrap_sim import (
     METADATA_COLUMNS,
     SPECIES,

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from divrob.sources.demo_shapes import PALETTES, SHAPES, TEXTURES, local_frame, paint_object
+from divrob.sources.demo_shapes import (
+    PALETTES,
+    SHAPES,
+    TEXTURES,
+    local_frame,
+    paint_object,
+)
 
 N_DAYS = 120  # length of a camera deployment; the vegetation follows a season over it
 

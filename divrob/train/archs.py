@@ -21,7 +21,7 @@ def tiny_cnn(num_classes: int, width: int = 16):
     """Four 3x3 conv-BN-ReLU layers (widths w, 2w, 4w, 8w; the last three stride 2), global
     average pooling and a linear head `fc`: about a tenth of ResNet-18's compute at 32 px, so the
     offline demo trains a dozen models in minutes on two CPU cores."""
-    import torch.nn as nn
+    from torch import nn
 
     class TinyCNN(nn.Module):
         def __init__(self):
