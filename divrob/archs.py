@@ -15,6 +15,7 @@ ARCHS: dict[str, str] = {
     "alexnet": "AlexNet",
     "mobilenet_v3_small": "MobileNetV3-Small",
     "mobilenet_v3_large": "MobileNetV3-Large",
+    "tinycnn": "TinyCNN (4 conv layers, for the CPU demo)",
 }
 
 # The smallest square input each architecture accepts (measured with torchvision): below it a

@@ -55,9 +55,11 @@ class DemoConfig(BaseModel):
 
     shapes_classes: int = Field(24, ge=2)
     shapes_per_class: int = Field(120, ge=1)
-    shapes_size: int = Field(48, ge=16)
+    shapes_size: int = Field(32, ge=16)
     camtrap_images: int = Field(2400, ge=100)
-    camtrap_size: int = Field(48, ge=16)
+    camtrap_size: int = Field(32, ge=16)
+    camtrap_species: int = Field(8, ge=2)
+    camtrap_shortcut: float = Field(0.8, ge=0, le=1, description="share of a species' ID images in its home habitat")
     seed: int = 0
 
 
@@ -195,9 +197,11 @@ setup = []                # shell lines before each job, e.g. ["module load cuda
 # (delete data/demo-shapes or data/camtrap-sim to regenerate)
 shapes_classes = 24
 shapes_per_class = 120
-shapes_size = 48
+shapes_size = 32
 camtrap_images = 2400
-camtrap_size = 48
+camtrap_size = 32
+camtrap_species = 8
+camtrap_shortcut = 0.8    # share of a species' in-distribution images taken in its home habitat
 seed = 0
 """
 

@@ -12,6 +12,13 @@ import pytest
 from PIL import Image
 
 from divrob.downstream import camtrap_sim
+from divrob.downstream.camtrap_render import (
+    ID_TERRAINS,
+    OOD_TERRAINS,
+    SPECIES_LOOKS,
+    make_location,
+    render_image,
+)
 from divrob.downstream.camtrap_sim import (
     METADATA_COLUMNS,
     SPECIES,
@@ -86,15 +93,57 @@ def test_long_tail_at_default_size():
     counts = df.groupby("y").size()
     train = df[df["split"] == "train"].groupby("y").size()
     assert len(df) == 2400 and len(counts) == 14
-    assert counts.max() / counts.min() > 30
-    assert 3 <= train.min() <= 15  # the rarest species has a handful of training images
+    assert counts.max() / counts.min() > 5
+    assert train.min() >= 3
     assert counts.is_monotonic_decreasing
+    steeper, _ = camtrap_sim._assign(0, 14, 16, 6, 2400, tail=2.3)  # iWildCam-like
+    assert steeper.groupby("y").size().pipe(lambda c: c.max() / c.min()) > 30
 
 
-def test_locations_have_their_own_species_mix():
-    df, _ = camtrap_sim._assign(0, 14, 16, 6, 2400)
-    per_loc = df.groupby("location")["y"].nunique()
-    assert per_loc.min() < 14  # not every species at every camera
+def _with_terrain(df, layout):
+    df = df.assign(terrain=df["location"].map(lambda loc: layout["terrains"][str(loc)]))
+    return df.assign(home=df["species"].map(layout["home_terrains"]))
+
+
+def test_background_predicts_the_species_in_distribution_only():
+    # The designed shift: in train, id_val and id_test a species is mostly photographed in its
+    # home habitat (a shortcut a small model learns); OOD cameras stand in habitats no training
+    # camera sees and photograph every species alike.
+    df, layout = camtrap_sim._assign(0, 8, 16, 6, 2400, shortcut=0.8)
+    df = _with_terrain(df, layout)
+    ind = df[df["split"].isin(["train", "id_val", "id_test"])]
+    ood = df[df["split"].isin(["val", "test"])]
+    assert set(ind["terrain"]) == set(ID_TERRAINS)
+    assert set(ood["terrain"]) == set(OOD_TERRAINS)
+    # 0.8 at home, plus the home habitat's share of the other 0.2 (2 of 10 cameras)
+    assert 0.8 < (ind["terrain"] == ind["home"]).mean() < 0.9
+    for split in ("train", "id_test"):
+        part = ind[ind["split"] == split]
+        assert (part["terrain"] == part["home"]).mean() > 0.75
+    # OOD: the habitat is independent of the species (each holds about a third of every species)
+    share = ood.groupby("species")["terrain"].value_counts(normalize=True)
+    assert share.between(0.15, 0.55).all()
+    # shortcut = 0: the background says nothing in distribution either
+    df0, layout0 = camtrap_sim._assign(0, 8, 16, 6, 2400, shortcut=0.0)
+    ind0 = _with_terrain(df0, layout0).query("split in ['train', 'id_val', 'id_test']")
+    assert (ind0["terrain"] == ind0["home"]).mean() < 0.3
+
+
+def test_species_differ_in_shape_and_coat_not_colour():
+    assert len(set(SPECIES_LOOKS)) == len(SPECIES_LOOKS) == len(SPECIES)
+    assert len({shape for shape, _ in SPECIES_LOOKS[:8]}) == 8  # the demo's 8 species: 8 body shapes
+    # Two images of one species at one camera differ in colour as much as two species do:
+    # colour carries no label.
+    loc = make_location(np.random.default_rng(0), 32, False, "savanna")
+    def creature_colour(k, i):
+        img = np.asarray(render_image(k, loc, 10, np.random.default_rng([k, i]), 32), np.float32)
+        diff = np.abs(img - loc.base).sum(2) > 60  # the creature's pixels
+        return img[diff].mean(0)
+    same = [creature_colour(0, i) for i in range(12)]
+    other = [creature_colour(3, i) for i in range(12)]
+    spread = np.std(same, axis=0).mean()
+    assert spread > 5
+    assert np.abs(np.mean(same, 0) - np.mean(other, 0)).mean() < 2 * spread
 
 
 def test_ood_backgrounds_differ_from_id(small, meta):
@@ -168,6 +217,7 @@ def test_killed_run_leaves_nothing(tmp_path, monkeypatch):
         (dict(images=50), "images"),
         (dict(seed=-3), "seed"),
         (dict(images=360.0), "images"),
+        (dict(shortcut=1.5), "shortcut"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, fragment):

@@ -19,7 +19,9 @@ class CamtrapKind(TaskKind):
 
         from divrob.downstream.camtrap_sim import ensure_camtrap_sim, load_camtrap_metadata
 
-        root = ensure_camtrap_sim(ws.data / "camtrap-sim", reporter=reporter)
+        d = ws.config.demo
+        root = ensure_camtrap_sim(ws.data / "camtrap-sim", seed=d.seed, size=d.camtrap_size, n_species=d.camtrap_species,
+                                  images=d.camtrap_images, shortcut=d.camtrap_shortcut, reporter=reporter)
         meta = load_camtrap_metadata(root)
         names = meta["split"].to_numpy()
         splits = {s: Split([root / f for f in meta["filename"][names == s]],

@@ -9,37 +9,28 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from divrob.sources.demo_shapes import (
+    PALETTES,
+    SHAPES,
+    TEXTURES,
+    local_frame,
+    paint_object,
+)
+
 N_DAYS = 120  # length of a camera deployment; the vegetation follows a season over it
 
-# name, body half-height, leg length, leg width, neck length, neck angle (deg), head radius,
-# snout elongation, tail length, tail angle (deg, + is up), head extra, coat, belly, marking,
-# marking colour, biped. Units are body lengths. Ordered from most to least common.
-_SPECIES_TABLE = [
-    ("impala", .22, .55, .035, .28, 55, .09, 1.7, .12, -60, "horns", (165, 100, 50), (235, 220, 200), "none", (40, 30, 20), False),
-    ("zebra", .24, .48, .05, .30, 40, .10, 1.9, .30, -70, "pointy", (232, 232, 226), (232, 232, 226), "stripes", (20, 20, 20), False),
-    ("wildebeest", .27, .50, .045, .20, 30, .12, 1.7, .30, -70, "horns", (85, 85, 95), (70, 70, 78), "none", (35, 35, 40), False),
-    ("buffalo", .30, .35, .07, .10, 10, .14, 1.3, .20, -80, "horns", (45, 40, 40), (40, 35, 35), "none", (20, 20, 20), False),
-    ("warthog", .24, .22, .045, .05, 0, .14, 1.6, .20, 60, "tusks", (115, 100, 90), (100, 90, 80), "none", (240, 235, 220), False),
-    ("guineafowl", .38, .25, .02, .15, 70, .08, 1.2, .10, 20, "none", (55, 60, 80), (55, 60, 80), "spots", (230, 230, 240), True),
-    ("gazelle", .20, .50, .03, .25, 55, .08, 1.7, .10, -50, "horns", (200, 145, 85), (245, 235, 220), "sidestripe", (50, 35, 25), False),
-    ("elephant", .36, .50, .11, .05, 0, .22, 1.0, .20, -80, "trunk", (125, 120, 118), (115, 110, 108), "none", (125, 120, 118), False),
-    ("giraffe", .25, .85, .04, .90, 68, .08, 1.8, .30, -75, "ossicones", (225, 185, 110), (230, 200, 140), "patches", (120, 60, 25), False),
-    ("hyena", .27, .45, .05, .15, 25, .14, 1.4, .18, -60, "round", (165, 145, 105), (175, 160, 120), "spots", (60, 45, 30), False),
-    ("baboon", .25, .35, .05, .08, 10, .14, 1.2, .35, 40, "none", (120, 110, 80), (140, 130, 100), "none", (120, 110, 80), False),
-    ("lion", .26, .45, .06, .12, 20, .15, 1.3, .45, -30, "mane", (200, 150, 70), (220, 180, 110), "none", (105, 65, 30), False),
-    ("hare", .30, .18, .03, .05, 30, .15, 1.3, .06, 30, "long", (140, 120, 95), (220, 210, 195), "none", (140, 120, 95), False),
-    ("ostrich", .35, .70, .03, .60, 80, .07, 1.5, .15, 20, "none", (30, 28, 28), (200, 160, 150), "saddle", (240, 240, 235), True),
-    ("leopard", .22, .38, .045, .10, 15, .12, 1.2, .55, -20, "round", (215, 175, 85), (235, 215, 170), "spots", (45, 35, 20), False),
-    ("porcupine", .38, .15, .04, .02, 0, .13, 1.4, .10, -20, "none", (30, 25, 25), (30, 25, 25), "quills", (235, 235, 230), False),
-    ("aardvark", .30, .30, .06, .05, -10, .12, 2.4, .35, -40, "long", (175, 140, 130), (165, 130, 120), "none", (175, 140, 130), False),
-    ("cheetah", .20, .55, .035, .12, 20, .10, 1.2, .50, -40, "round", (220, 180, 100), (240, 225, 190), "spots", (30, 25, 20), False),
-    ("honey-badger", .30, .20, .05, .03, 0, .13, 1.3, .12, 10, "none", (25, 25, 25), (25, 25, 25), "saddle", (215, 215, 210), False),
-    ("mongoose", .20, .16, .035, .05, 10, .09, 1.6, .55, -10, "round", (95, 75, 55), (110, 90, 70), "none", (95, 75, 55), False),
-]
-SPECIES = tuple(row[0] for row in _SPECIES_TABLE)
+# The species are creatures built from demo-shapes' vocabulary: each one a body shape with a
+# coat texture (every pair distinct) and a usual coat colour that an individual wears with
+# probability COAT_COLOUR_SHARE (else any palette). Shape and coat pattern always tell species
+# apart, colour only often: what pre-training on demo-shapes teaches is what identifies them.
+PALETTE_NAMES = tuple(PALETTES)
+SPECIES_LOOKS = tuple((SHAPES[k % len(SHAPES)], TEXTURES[(3 * k) % len(TEXTURES)]) for k in range(20))
+SPECIES_PALETTES = tuple(PALETTE_NAMES[k % len(PALETTE_NAMES)] for k in range(20))
+SPECIES = tuple(f"{shape}-{texture}" for shape, texture in SPECIES_LOOKS)
+COAT_COLOUR_SHARE = 0.7
 
 # habitat: ground, ground texture, vegetation, sky. The first five are where the training
-# cameras stand; OOD cameras draw from all of them.
+# cameras stand (ID_TERRAINS); held-out cameras stand in the other three (OOD_TERRAINS).
 TERRAINS = {
     "savanna": ((190, 160, 90), (150, 125, 70), (120, 120, 50), (170, 195, 225)),
     "grassland": ((105, 140, 60), (70, 110, 40), (50, 90, 30), (160, 190, 230)),
@@ -51,6 +42,7 @@ TERRAINS = {
     "burnt": ((50, 45, 42), (85, 75, 65), (70, 60, 45), (175, 170, 165)),
 }
 ID_TERRAINS = ("savanna", "grassland", "forest", "scrub", "wetland")
+OOD_TERRAINS = ("rocky", "dunes", "burnt")
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ class Location:
     base: np.ndarray  # (size, size, 3) float32 background seen by this fixed camera
     horizon: float  # pixel row of the horizon
     veg: np.ndarray
-    scale: float  # pixels per body length for an animal at the bottom edge
+    scale: float  # how large creatures look at this camera (1: average)
     brightness: float
     contrast: float
     cast: np.ndarray
@@ -81,8 +73,13 @@ def _smooth_noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
     return w @ rng.normal(0, 1, (cells, cells)).astype(np.float32) @ w.T
 
 
-def make_location(rng: np.random.Generator, size: int, ood: bool) -> Location:
-    terrain = str(rng.choice(list(TERRAINS) if ood else list(ID_TERRAINS)))
+def make_location(rng: np.random.Generator, size: int, ood: bool, terrain: str | None = None) -> Location:
+    """A fixed camera: its background and imaging conditions. `terrain` None draws one (an ID
+    habitat, or any habitat for an OOD camera)."""
+    if terrain is None:
+        terrain = str(rng.choice(list(TERRAINS) if ood else list(ID_TERRAINS)))
+    elif terrain not in TERRAINS:
+        raise ValueError(f"unknown terrain {terrain!r}")
     ground, tex, veg, sky = (_rgb(c) * rng.uniform(0.85, 1.15, 3).astype(np.float32) for c in TERRAINS[terrain])
     n = size
     horizon = rng.uniform(-0.1, 0.5) * n  # negative: the camera looks down, no sky
@@ -107,19 +104,19 @@ def make_location(rng: np.random.Generator, size: int, ood: bool) -> Location:
         cx, cy, r = rng.uniform(0, n), rng.uniform(max(horizon, 0), n), rng.uniform(0.04, 0.12) * n
         rock = ((xs - cx) / r) ** 2 + ((ys - cy) / (0.6 * r)) ** 2 < 1
         img = np.where(rock[..., None], _rgb((130, 125, 120)) * rng.uniform(0.6, 1.2), img)
-    # Held-out cameras are also older, noisier units used more at night: part of the shift.
-    hard = 1.0 if ood else 0.0
+    # Held-out cameras are the same kind of unit as the training ones: the shift is the habitat
+    # (and, in camtrap_sim, the species no longer following it), not the imaging.
     return Location(
         terrain=terrain,
         base=img.astype(np.float32),
         horizon=float(horizon),
         veg=veg,
-        scale=float(rng.uniform(0.5, 0.9) * n),
+        scale=float(rng.uniform(0.85, 1.15)),
         brightness=float(rng.uniform(0.75, 1.2)),
         contrast=float(rng.uniform(0.7, 1.15)),
         cast=(1 + rng.normal(0, 0.07, 3)).astype(np.float32),
-        night_frac=float(rng.uniform(0, 0.35 + 0.25 * hard)),
-        noise=float(rng.uniform(2, 8 + 6 * hard)),
+        night_frac=float(rng.uniform(0, 0.25)),
+        noise=float(rng.uniform(2, 8)),
         blur=float(rng.choice([0.0, 0.0, 0.4, 0.7])),
         occlusion=float(rng.uniform(0, 0.4)),
         bar=str(rng.choice(["", "top", "bottom"])),
@@ -139,110 +136,36 @@ def _segment(x, y, x0, y0, x1, y1, w):
     return (x - x0 - t * vx) ** 2 + (y - y0 - t * vy) ** 2 < w * w
 
 
-def _draw_animal(k: int, rng: np.random.Generator, x: np.ndarray, y: np.ndarray):
-    """Coverage mask and colour of species k in body-length units (feet at y=0, facing +x)."""
-    (_, h, legs, lw, neck, neck_ang, head, snout, tail, tail_ang, extra,
-     coat, belly, marking, mark, biped) = _SPECIES_TABLE[k]
-    jitter = rng.uniform(0.88, 1.12, 3).astype(np.float32)
-    coat, belly, mark = _rgb(coat) * jitter, _rgb(belly) * jitter, _rgb(mark)
-    legs *= rng.uniform(0.9, 1.1)
-    y = y - (legs + 0.6 * h)  # body centre at the origin
-    body = _ellipse(x, y, 0, 0, 0.5, h)
-    leg_mask = np.zeros_like(body)
-    swing = rng.uniform(-0.35, 0.35)
-    for lx in ((0.0,) if biped else (-0.33, 0.33)):
-        for side in (-1, 1):
-            x0 = lx + 0.04 * side
-            leg_mask |= _segment(x, y, x0, -0.5 * h, x0 + legs * np.sin(swing * side), -0.6 * h - legs, lw)
-    # Grazing animals drop the head; alert ones raise it.
-    grazing = rng.uniform() < 0.3 and neck > 0.15
-    ang = np.radians(neck_ang + (rng.uniform(-70, -40) if grazing else rng.uniform(-12, 12)))
-    nx0, ny0 = 0.4, 0.3 * h
-    nx1, ny1 = nx0 + (neck + 0.08) * np.cos(ang), ny0 + (neck + 0.08) * np.sin(ang)
-    neck_mask = _segment(x, y, nx0, ny0, nx1, ny1, max(lw * 1.3, head * 0.5))
-    hang = np.radians(-25) + (ang - np.radians(neck_ang)) * 0.5
-    hrx = head * snout * 0.75
-    hcx, hcy = nx1 + hrx * 0.55 * np.cos(hang), ny1 + hrx * 0.55 * np.sin(hang)
-    head_mask = _ellipse(x, y, hcx, hcy, hrx, head * 0.8, hang)
-    tip_x, tip_y = hcx + hrx * np.cos(hang), hcy + hrx * np.sin(hang)
-    tang = np.radians(tail_ang + rng.uniform(-15, 15))
-    tx, ty = -0.47, 0.3 * h
-    tail_mask = _segment(x, y, tx, ty, tx - tail * np.cos(tang), ty + tail * np.sin(tang), 0.025)
-    extra_mask, extra_col = np.zeros_like(body), coat
-    ex, ey = nx1, ny1 + head * 0.7
-    if extra == "pointy":
-        extra_mask = _ellipse(x, y, ex, ey + head * 0.4, head * 0.22, head * 0.5, 0.3)
-    elif extra == "long":
-        extra_mask = _ellipse(x, y, ex - head * 0.2, ey + head * 1.1, head * 0.25, head * 1.2, 0.35)
-    elif extra == "round":
-        extra_mask = _ellipse(x, y, ex - head * 0.1, ey + head * 0.2, head * 0.35, head * 0.35)
-    elif extra in ("horns", "ossicones"):
-        length = head * (1.6 if extra == "horns" else 0.7)
-        extra_mask = _segment(x, y, ex, ey, ex - 0.3 * length, ey + length, 0.018)
-        extra_col = _rgb((60, 50, 40))
-    elif extra == "tusks":
-        extra_mask = _segment(x, y, tip_x - 0.05, tip_y, tip_x, tip_y + head * 0.7, 0.015)
-        extra_col = mark
-    elif extra == "trunk":
-        extra_mask = _segment(x, y, tip_x, tip_y, tip_x + 0.05, -(legs + 0.6 * h) + 0.12, head * 0.22)
-        extra_mask |= _ellipse(x, y, nx1 - 0.05, ny1, head * 0.6, head * 0.9)  # ears
-    elif extra == "mane":
-        extra_mask = _ellipse(x, y, nx1 - 0.02, ny1, head * 1.15, head * 1.2) & ~head_mask
-        extra_col = mark
-    mask = body | leg_mask | neck_mask | head_mask | tail_mask | extra_mask
-
-    # Colour: coat, lighter/darker belly, then the species' marking on the pelt.
-    col = np.where((body & (y < -0.35 * h))[..., None], belly, coat)
-    ph = rng.uniform(0, 2 * np.pi, 2)  # pattern phase: every individual has its own coat
-    if marking == "stripes":
-        m = (np.sin(x * 32 + ph[0] + 3 * y) > 0.1) & (body | leg_mask | neck_mask | head_mask)
-    elif marking == "spots":
-        m = (np.sin(x * 36 + ph[0]) * np.sin(y * 36 + ph[1]) > 0.55) & (body | neck_mask | leg_mask)
-    elif marking == "patches":
-        m = (np.abs(np.sin(x * 18 + ph[0])) > 0.3) & (np.abs(np.sin(y * 18 + ph[1])) > 0.3) & (body | neck_mask)
-    elif marking == "sidestripe":
-        m = body & (np.abs(y + 0.15 * h) < 0.06)
-    elif marking == "saddle":
-        m = body & (y > 0.25 * h) if not biped else body & (x < -0.25)
-    elif marking == "quills":
-        m = body & (np.sin((x + y) * 40 + ph[0]) > 0.3)
-    else:
-        m = np.zeros_like(body)
-    col = np.where(m[..., None], mark, col)
-    col = np.where((extra_mask & ~body)[..., None], extra_col, col)
-    if biped:
-        col = np.where((leg_mask & ~body)[..., None], belly, col)
-    shade = 0.82 + 0.3 * np.clip((y + legs) / (2 * h + legs), 0, 1)  # light from above
-    return mask, col * shade[..., None]
-
-
 def _downsample2(a: np.ndarray) -> np.ndarray:
     return (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) * 0.25
 
 
-def render_image(k: int, loc: Location, day: int, rng: np.random.Generator, size: int) -> np.ndarray:
+def render_image(k: int, loc: Location, day: int, rng: np.random.Generator, size: int,
+                 coat_colour_share: float = COAT_COLOUR_SHARE):
     n = size
     img = loc.base.copy()
     # Season: the vegetation greens up and dries out over the N_DAYS of the deployment.
     season = np.sin(2 * np.pi * day / N_DAYS)
     img *= _rgb((1 - 0.04 * season, 1 + 0.05 * season, 1 - 0.04 * season))
 
-    # Farther animals (feet nearer the horizon) are smaller; some stand half out of frame.
+    # Farther creatures (feet nearer the horizon) are smaller; some stand half out of frame.
     top = max(loc.horizon, 0) + 0.1 * (n - max(loc.horizon, 0))
     foot = rng.uniform(top, n * 1.02)
     depth = (foot - loc.horizon) / max(n - loc.horizon, 1.0)
-    scale = loc.scale * (0.45 + 0.6 * depth) * rng.uniform(0.8, 1.2)
+    radius = n * rng.uniform(0.24, 0.36) * (0.85 + 0.3 * depth) * loc.scale
     edge = rng.uniform() < 0.15  # walking into or out of the frame
     cx = (rng.uniform(-0.05, 1.05) if edge else rng.uniform(0.2, 0.8)) * n
-    facing = rng.choice([-1.0, 1.0])
-    m = 2 * n  # the animal is drawn on a 2x grid and box-downsampled for anti-aliasing
+    cy = foot - 0.85 * radius
+    shape, texture = SPECIES_LOOKS[k]
+    usual = rng.uniform() < coat_colour_share
+    palette = SPECIES_PALETTES[k] if usual else PALETTE_NAMES[rng.integers(len(PALETTE_NAMES))]
+    m = 2 * n  # the creature is drawn on a 2x grid and box-downsampled for anti-aliasing
+    u, v = local_frame(m, 2 * cx, 2 * cy, 2 * radius, rng.uniform(0, 2 * np.pi))
+    alpha, fill = paint_object(u, v, shape, palette, texture, rng)
     ys, xs = np.mgrid[0:m, 0:m].astype(np.float32) / 2 + 0.25
-    mask, col = _draw_animal(k, rng, (xs - cx) / scale * facing, (foot - ys) / scale)
-    shadow = _ellipse(xs, ys, cx, foot, 0.45 * scale, 0.06 * scale)
-    alpha = mask.astype(np.float32)
+    shadow = _ellipse(xs, ys, cx, foot, 0.9 * radius, 0.15 * radius)
     img *= 1 - 0.35 * _downsample2(shadow.astype(np.float32))[..., None]
-    a = _downsample2(alpha)[..., None]
-    img = img * (1 - a) + _downsample2(col * alpha[..., None])
+    img = img * (1 - alpha) + fill
 
     if rng.uniform() < loc.occlusion:  # foreground grass or a bush in front of the animal
         yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)

@@ -153,7 +153,11 @@ def _local_coords(rng: np.random.Generator, n: int, radius_frac: tuple[float, fl
     """Pixel grid mapped to a randomly placed, scaled and rotated unit-radius frame."""
     radius = rng.uniform(*radius_frac) * n
     cx, cy = rng.uniform(radius * margin, n - radius * margin, 2)
-    theta = rng.uniform(0, 2 * np.pi)
+    return local_frame(n, cx, cy, radius, rng.uniform(0, 2 * np.pi))
+
+
+def local_frame(n: int, cx: float, cy: float, radius: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The n x n pixel grid in the unit-radius frame centred at (cx, cy), rotated by theta."""
     ys, xs = _grid(n)
     dx, dy = (xs + 0.5 - cx) / radius, (ys + 0.5 - cy) / radius
     c, s = np.cos(theta), np.sin(theta)
@@ -163,6 +167,23 @@ def _local_coords(rng: np.random.Generator, n: int, radius_frac: tuple[float, fl
 
 def _downsample2(a: np.ndarray) -> np.ndarray:
     return (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) * 0.25
+
+
+def paint_object(u: np.ndarray, v: np.ndarray, shape: str, palette: str, texture: str,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One object on a 2x supersampled grid of local coordinates (u, v): its coverage (alpha,
+    n x n x 1) and premultiplied colour (n x n x 3) after box-downsampling to half the grid.
+    The camtrap-sim creatures are drawn with this too, so pre-training on demo-shapes can
+    teach exactly the shapes and textures they are made of."""
+    mask = _shape_mask(shape, u, v).astype(np.float32)
+    primary, secondary = (np.asarray(c, np.float32) for c in PALETTES[palette])
+    jitter = (rng.uniform(0.85, 1.15, 3) * rng.uniform(0.85, 1.15)).astype(np.float32)
+    primary, secondary = primary * jitter, secondary * jitter
+    w = _texture(texture, u, v, freq=rng.uniform(7.0, 10.0))
+    # Soft shading so objects are not perfectly flat cut-outs.
+    shade = (1 + 0.085 * (u - v)) * mask
+    fill = (primary * (1 - w)[..., None] + secondary * w[..., None]) * shade[..., None]
+    return _downsample2(mask)[..., None], _downsample2(fill)
 
 
 def render_image(k: int, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -178,16 +199,8 @@ def render_image(k: int, rng: np.random.Generator, size: int) -> np.ndarray:
 
     # The object is drawn on a 2x grid and box-downsampled: anti-aliased edges and textures.
     u, v = _local_coords(rng, 2 * size, (0.22, 0.42), 1.05)
-    mask = _shape_mask(shape, u, v).astype(np.float32)
-    primary, secondary = (np.asarray(c, np.float32) for c in PALETTES[palette])
-    jitter = (rng.uniform(0.85, 1.15, 3) * rng.uniform(0.85, 1.15)).astype(np.float32)
-    primary, secondary = primary * jitter, secondary * jitter
-    w = _texture(texture, u, v, freq=rng.uniform(7.0, 10.0))
-    # Soft shading so objects are not perfectly flat cut-outs.
-    shade = (1 + 0.085 * (u - v)) * mask
-    fill = (primary * (1 - w)[..., None] + secondary * w[..., None]) * shade[..., None]
-    alpha = _downsample2(mask)[..., None]
-    img = img * (1 - alpha) + _downsample2(fill)
+    alpha, fill = paint_object(u, v, shape, palette, texture, rng)
+    img = img * (1 - alpha) + fill
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
