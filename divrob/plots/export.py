@@ -115,8 +115,9 @@ def _trend_panel(ax, panel: TrendPanel, colors, bands, title, handles) -> None:
     if d_lo < d_hi:
         (diag,) = ax.plot(t([d_lo, d_hi]), t([d_lo, d_hi]), color="black", linestyle="--", linewidth=1, zorder=0)
         handles.setdefault("y = x", diag)
-        ax.annotate("y = x", (float(t(d_hi)), float(t(d_hi))), xytext=(-4, -10), textcoords="offset points",
-                    ha="right", fontsize=8, color="0.3")
+        if t(d_hi) - t(d_lo) >= 0.15 * (t(x_hi) - t(x_lo)):  # a stub in a corner: the legend names it
+            ax.annotate("y = x", (float(t(d_hi)), float(t(d_hi))), xytext=(-4, -10), textcoords="offset points",
+                        ha="right", fontsize=8, color="0.3")
     if bands != "none" and panel.bands and "95% band" not in handles:
         from matplotlib.patches import Patch
 
