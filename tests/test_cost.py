@@ -68,7 +68,9 @@ def test_throughput_table_keeps_one_value_per_key(tmp_path):
     assert read_throughputs(ws) == []
 
 
-def test_jobs_ls_shows_time_left(tmp_path):
+def _two_iwildcam_jobs(ws):
+    """A queued and a half-done running scratch resnet18 run on iWildCam (12 epochs at 448 px), and
+    the GPU-hours one such run costs at the default throughput."""
     from divrob.dispatch.jobs import Job, upsert_jobs
     from divrob.runs.rundir import RunDir
     from divrob.runs.spec import RunSpec
@@ -76,16 +78,39 @@ def test_jobs_ls_shows_time_left(tmp_path):
     from divrob.store.db import write_connection
     from divrob.train.config import finetune_config
 
-    ws = init_workspace(tmp_path / "ws")
     jobs = []
-    for seed, state in ((0, "queued"), (1, "running")):  # scratch resnet18 on iWildCam: 12 epochs at 448 px
+    for seed, state in ((0, "queued"), (1, "running")):
         spec = RunSpec(arch="resnet18", seed=seed, downstream="iwildcam", finetune=finetune_config("resnet18", {"epochs": 12}))
         RunDir.for_spec(ws.runs, spec)
         progress = Progress(phase="finetune", epoch=7, epochs=12, step=0, steps_per_epoch=10) if state == "running" else Progress()
         jobs.append(Job(spec.run_id, "run", "s1", f"seed {seed}", state=state, progress=progress))
     with write_connection(ws.db_path) as con:
         upsert_jobs(con, jobs)
-    one = 12 * (129_809 + 73_220 / 3) / (DEFAULT_THROUGHPUT["resnet18"] / 4) / 3600  # GPU-h of one run
+    return 12 * (129_809 + 73_220 / 3) / (DEFAULT_THROUGHPUT["resnet18"] / 4) / 3600
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_tui_jobs_screen_shows_time_left(tmp_path):
+    from test_tui_helpers import make_app, settle
+    from textual.widgets import Static
+
+    ws = init_workspace(tmp_path / "ws")
+    one = _two_iwildcam_jobs(ws)
+    app = make_app(ws, start="jobs")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        status = str(app.screen.query_one("#jobs-status", Static).render())
+    assert f"s1 ~{one * 1.5 * 60:.0f} min left (estimate)" in status, status
+
+
+def test_jobs_ls_shows_time_left(tmp_path):
+    ws = init_workspace(tmp_path / "ws")
+    one = _two_iwildcam_jobs(ws)  # GPU-h of one run
     res = CliRunner().invoke(app, ["jobs", "ls", "-w", str(ws.root)])
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())

@@ -111,13 +111,12 @@ def ls(
             console.print(f"{e} scheduler: pid {info['pid']}" + (" (detached)" if info.get("detached") else ""))
 
 
-def _time_left(ws, jobs) -> None:
+def _time_left(ws, views) -> None:
     """Estimated time left per study with unfinished runs (divrob.dispatch.cost: estimates)."""
-    from divrob.dispatch.cost import fmt_hours, time_left
+    from divrob.dispatch.cost import time_left_lines
 
-    for study, t in sorted(time_left(ws, jobs).items()):
-        console.print(f"time left for {study}: ~{fmt_hours(t['wall_hours'])} ({t['gpu_hours']:,.1f} GPU-h for "
-                      f"{t['runs']} unfinished runs, {t['running']} running; an estimate)", highlight=False)
+    for line in time_left_lines(ws, views):
+        console.print(line, highlight=False)
 
 
 @app.command()

@@ -270,8 +270,17 @@ class DivrobAdapter:
         jobs ls`); with include_done False only the queued and running ones."""
         from divrob.dispatch.monitor import job_views
 
+        from divrob.states import ACTIVE
+
         rows = job_views(self.ws, now=self.clock())
-        return rows if include_done else [r for r in rows if r.state in ("queued", "running")]
+        return rows if include_done else [r for r in rows if r.state in ACTIVE]
+
+    @_reads
+    def time_left(self, views) -> list[str]:
+        """Estimated time left per study with unfinished runs, in words (`divrob jobs ls` says the same)."""
+        from divrob.dispatch.cost import time_left_lines
+
+        return time_left_lines(self.ws, views, short=True)
 
     @_reads
     def job_log(self, job_id: str, lines: int = 200) -> str:

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Log, Static
 
 from divrob.dispatch.monitor import duration
-from divrob.states import STATE_STYLE
+from divrob.states import ACTIVE, STATE_STYLE
 from divrob.tui.components.base import DataScreen, Done
 from divrob.tui.components.confirm import Confirm
 from divrob.tui.components.nav_bar import NavBar
@@ -95,6 +95,7 @@ class JobsScreen(DataScreen):
         self.include_done = True
         self.rows: list = []
         self.all_count = 0
+        self.left: list[str] = []  # estimated time left per study (divrob.dispatch.cost)
         self.selected: str | None = None
         self.log_job: str | None = None  # whose log the pane holds
         self.log_offsets: dict[str, int] | None = None
@@ -133,13 +134,14 @@ class JobsScreen(DataScreen):
 
         def load():
             every = self.adapter.jobs(True)
-            rows = every if include else [r for r in every if r.state in ("queued", "running")]
+            rows = every if include else [r for r in every if r.state in ACTIVE]
+            left = self.adapter.time_left(every)
             ids = [r.job_id for r in rows]
             job = selected if selected in ids else (ids[0] if ids else None)
             log = None
             if job:
                 log = (job, job == log_job, self.adapter.job_log_since(job, offsets if job == log_job else None))
-            return (rows, len(every)), log
+            return (rows, len(every), left), log
 
         self.in_worker(load, self.Loaded, group="jobs", context="reading jobs")
 
@@ -149,7 +151,7 @@ class JobsScreen(DataScreen):
 
     @on(Loaded)
     def _loaded(self, m: Loaded) -> None:
-        rows, self.all_count = m.rows
+        rows, self.all_count, self.left = m.rows
         if m.log is not None:
             self._show_log(*m.log)
         else:
@@ -193,6 +195,8 @@ class JobsScreen(DataScreen):
             text = f"no queued or running jobs; {hidden} finished, failed or cancelled hidden (a: show them)"
         else:
             text = "no jobs in this workspace yet: launch a study from Study (2)"
+        if self.left:  # "time left for STUDY: ~2.5 h (...)", one study after another
+            text += " · " + " · ".join(self.left)
         self.query_one("#jobs-status", Static).update(text)
 
     def _show_log(self, job: str, same: bool, value) -> None:
