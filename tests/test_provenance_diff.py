@@ -9,6 +9,7 @@ import sys
 
 import duckdb
 import pytest
+from test_e2e_cli import DEMO_SIZES  # the e2e study's tiny [demo] sizes
 from typer.testing import CliRunner
 
 from divrob.cli import app
@@ -28,14 +29,6 @@ source = "demo-shapes"
 total = [60, 120]
 """
 
-DEMO_SIZES = """
-[demo]
-shapes_classes = 6
-shapes_per_class = 24
-shapes_size = 16
-camtrap_images = 300
-camtrap_size = 16
-"""
 
 
 @pytest.fixture(scope="module")
