@@ -145,6 +145,7 @@ shapes_classes = 6
 shapes_per_class = 24
 shapes_size = 16
 camtrap_images = 100
+camtrap_species = 4
 camtrap_size = 16
 """
 

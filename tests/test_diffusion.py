@@ -83,6 +83,22 @@ def tree_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*.png"))}
 
 
+PIXEL_TOLERANCE = 3  # levels of 255: CPU kernels sum in another order at another batch size or thread count
+
+
+def same_images(a: Path, b: Path) -> bool:
+    """The same files holding the same pictures, up to float rounding (a batch of 4 and a batch of
+    1 need not give bit-identical pixels; a different seed gives a wholly different picture)."""
+    names = sorted(tree_hashes(a)), sorted(tree_hashes(b))
+    if names[0] != names[1]:
+        return False
+    for name in names[0]:
+        x, y = (np.asarray(Image.open(r / name), dtype=np.int16) for r in (a, b))
+        if x.shape != y.shape or np.abs(x - y).max() > PIXEL_TOLERANCE:
+            return False
+    return True
+
+
 def test_generates_images_index_and_is_deterministic(tiny_model, class_file, tmp_path):
     params = _params(class_file, tiny_model)
     root = generate_diffusion(tmp_path / "a", params, device="cpu", batch=3)
@@ -100,15 +116,15 @@ def test_generates_images_index_and_is_deterministic(tiny_model, class_file, tmp
 
     # Same seed, other batch size: identical images (a generator per image).
     again = generate_diffusion(tmp_path / "b", params, device="cpu", batch=1)
-    assert tree_hashes(again) == tree_hashes(root)
+    assert same_images(again, root)
     other = generate_diffusion(tmp_path / "c", _params(class_file, tiny_model, seed=1), device="cpu", batch=4)
-    assert tree_hashes(other) != tree_hashes(root)
+    assert not same_images(other, root)
 
     # Resume: a missing image is made again, identical; the others are kept untouched.
     (again / "red fox" / "00001.png").unlink()
     kept = (again / "golden retriever" / "00000.png").stat().st_mtime_ns
     generate_diffusion(again, params, device="cpu")
-    assert tree_hashes(again) == tree_hashes(root)
+    assert same_images(again, root)
     assert (again / "golden retriever" / "00000.png").stat().st_mtime_ns == kept
 
 
@@ -273,11 +289,11 @@ def test_black_images_are_redrawn_with_new_seeds_and_counted(tiny_model, class_f
 
     # the same images whatever the batch size: a redraw depends on its image's own seed only
     again = generate_diffusion(tmp_path / "b", params, device="cpu", batch=1, pipeline=Censor(pipe.pipe, censored))
-    assert tree_hashes(again) == tree_hashes(root)
+    assert same_images(again, root)
     # and a resume keeps the index right: the redrawn image is made again, with its redraw seed
     (again / idx["path"][3]).unlink()
     generate_diffusion(again, params, device="cpu", pipeline=Censor(pipe.pipe, censored))
-    assert tree_hashes(again) == tree_hashes(root)
+    assert same_images(again, root)
     assert pd.read_parquet(again / INDEX_FILE).equals(idx)
     assert MAX_REDRAWS >= 2
 

@@ -187,13 +187,20 @@ class StudyCost:
 def time_left_lines(ws: Workspace, views, short: bool = False) -> list[str]:
     """`time_left` in words, one line per study (`divrob jobs ls`; `short` for the TUI's status line)."""
     if short:
-        return [f"{study} ~{fmt_hours(t['wall_hours'])} left (estimate)" for study, t in sorted(time_left(ws, views).items())]
-    return [f"time left for {study}: ~{fmt_hours(t['wall_hours'])} ({t['gpu_hours']:,.1f} GPU-h for "
+        return [f"{study} {_about(t['wall_hours'])} left (estimate)" for study, t in sorted(time_left(ws, views).items())]
+    return [f"time left for {study}: {_about(t['wall_hours'])} ({t['gpu_hours']:,.1f} GPU-h for "
             f"{t['runs']} unfinished runs, {t['running']} running; an estimate)"
             for study, t in sorted(time_left(ws, views).items())]
 
 
+def _about(h: float) -> str:
+    text = fmt_hours(h)
+    return text if text.startswith("<") else "~" + text
+
+
 def fmt_hours(h: float) -> str:
+    if h * 60 < 0.5:
+        return "<1 min"
     return f"{h * 60:.0f} min" if h < 1 else (f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days")
 
 
