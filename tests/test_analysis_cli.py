@@ -73,6 +73,7 @@ def test_results_where_filters_and_formats(ws, tmp_path):
 
 # ---- plot trends -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_plot_trends_shows_plot_tables_and_exports_one_panel_per_axis(ws, tmp_path):
     fig = tmp_path / "axes.svg"
     code, out = run(ws, "plot", "trends", "axes", "--export", str(fig))
@@ -198,6 +199,7 @@ def test_compare_says_too_few_runs_to_tell_under_three_runs(few_ws):
     assert len(rows) == 3 and all("too few runs" in r or "baseline" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_tables_fit_80_columns_without_cutting_words(tmp_path):
     long = [GroupSpec("scratch", 0.9, -0.7),
             GroupSpec("imagenet-150000-wordnet-depth-4-balanced", 0.9, -0.5, "demo-shapes", {"total": 500}),
@@ -311,6 +313,7 @@ def test_residuals_of_the_baseline_itself_say_they_are_circular(ws, tmp_path):
     assert all(m > 0.02 for m in means)  # q-500 lies above the scratch trend at every epoch
 
 
+@pytest.mark.slow
 def test_results_table_summarises_a_large_study(tmp_path):
     from divrob.cli.analysis_tables import SUMMARY_ROWS
 
@@ -338,6 +341,7 @@ def test_the_tui_and_the_cli_compute_the_same_numbers(ws):
         assert (er["low"], er["high"]) == pytest.approx(r.er[1:], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_results_commands_do_not_import_torch(ws):
     code = ("import sys; from typer.testing import CliRunner; from divrob.cli import app; "
             f"r = CliRunner().invoke(app, ['plot', 'trends', 'axes', '--json', '-w', {str(ws.root)!r}]); "

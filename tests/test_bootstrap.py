@@ -112,6 +112,7 @@ def test_run_level_band_covers_the_true_line_at_least_90_percent():
     assert cov["points"] < cov["runs"], cov
 
 
+@pytest.mark.slow
 def test_run_level_effective_robustness_covers_the_true_shift_at_least_90_percent():
     # On the linear scale a group shifted by 0.04 F1 has effective robustness 0.04 exactly.
     def linear(v):
@@ -130,6 +131,7 @@ def test_run_level_effective_robustness_covers_the_true_shift_at_least_90_percen
     assert cov["runs"] >= 0.90, f"run-level ER coverage {cov['runs']:.3f}, point bootstrap {cov['points']:.3f}"
 
 
+@pytest.mark.slow
 def test_run_level_difference_covers_zero_for_equal_groups_at_least_90_percent():
     def one(rng, i):
         bx, by, bu = study(rng, 6)

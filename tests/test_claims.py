@@ -68,6 +68,7 @@ def test_another_hosts_claim_holds_until_its_heartbeat_expires(tmp_path):
         assert read_claim(run).token == mine.mine.token
 
 
+@pytest.mark.slow
 def test_a_waiting_claimer_gets_the_run_when_the_owner_releases(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
@@ -117,6 +118,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_eight_processes_racing_for_a_stale_claim_give_one_winner(tmp_path):
     run = tmp_path / "r"
     _write_claim(run, "dead-node", 1, age_s=3600)  # stale: every racer tries to take it over

@@ -46,6 +46,7 @@ def test_no_color_and_a_pipe_give_plain_text(tmp_path):
         assert res.exit_code == 0 and "resnet18" in res.output and "\x1b[" not in res.output
 
 
+@pytest.mark.slow
 def test_table_commands_take_json(tmp_path):
     runner = CliRunner()
     models = json.loads(runner.invoke(app, ["models", "--json"]).output)

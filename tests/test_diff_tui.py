@@ -21,6 +21,7 @@ def ws(tmp_path_factory):
     return make_tui_workspace(tmp_path_factory.mktemp("tui-diff") / "ws")
 
 
+@pytest.mark.slow
 async def test_mark_two_rows_and_open_their_diff(ws):
     from divrob.tui.components.diff import DiffScreen
 

@@ -99,6 +99,7 @@ def same_images(a: Path, b: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_generates_images_index_and_is_deterministic(tiny_model, class_file, tmp_path):
     params = _params(class_file, tiny_model)
     root = generate_diffusion(tmp_path / "a", params, device="cpu", batch=3)
@@ -166,6 +167,7 @@ def test_classes_and_parameters_are_checked(tmp_path, class_file, tiny_model):
         generate_diffusion(root, _params(class_file, tiny_model, guidance=3.0), device="cpu")
 
 
+@pytest.mark.slow
 def test_a_study_generates_its_diffusion_source_first_then_trains(tiny_model, class_file, tmp_path):
     from typer.testing import CliRunner
 
@@ -225,6 +227,7 @@ def test_imagenet_prompts_use_clips_curated_names():
     assert rows["prompt"].tolist() == [templates[i].format(n) for _, n in classes[:2] for i in range(3)]
 
 
+@pytest.mark.slow
 def test_per_class_counts_can_follow_imagenet(tmp_path):
     from divrob.sources.diffusion import class_counts, imagenet_per_class, plan
     from divrob.workspace import init_workspace

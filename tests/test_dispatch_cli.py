@@ -51,6 +51,7 @@ class NoopPlan(StudyPlan):
         return self._jobs
 
 
+@pytest.mark.slow
 def test_plan_run_logs_retry_with_noop_jobs(setup, tmp_path, monkeypatch):
     runner, ws, recipe = setup
     fix = tmp_path / "fixed"
@@ -94,6 +95,7 @@ def test_plan_run_logs_retry_with_noop_jobs(setup, tmp_path, monkeypatch):
     assert not (ws.root / "logs" / "scheduler-local.log").exists()  # a finished study starts nothing
 
 
+@pytest.mark.slow
 def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
     from divrob.dispatch.study import enqueue
     from divrob.recipes.load import load_recipe
@@ -114,6 +116,7 @@ def test_cancelled_jobs_wait_for_retry(setup, monkeypatch):
     assert res.exit_code == 0 and "1 trained, 1 already finished" in res.output, res.output
 
 
+@pytest.mark.slow
 def test_one_real_run_through_submitit_local(setup):
     runner, ws, recipe = setup
     w = ["-w", str(ws.root)]

@@ -87,6 +87,7 @@ print(polls, len(errors), errors[:3])
 """
 
 
+@pytest.mark.slow
 def test_eight_jobs_finish_at_once_while_a_reader_polls(ws):
     jobs = make_noop_jobs(ws, 8, "s", epochs=3, sleep=0.3)
     queue(ws, jobs)
@@ -113,6 +114,7 @@ def _kill_after_epoch(ws, run_id, epoch):
 
 
 @pytest.mark.parametrize("policy", ["fail", "requeue"])
+@pytest.mark.slow
 def test_sigkilled_job_is_detected_and_resumes(ws, policy):
     (job,) = make_noop_jobs(ws, 1, "s", epochs=4, sleep=0.25)
     queue(ws, [job])
@@ -141,6 +143,7 @@ def test_sigkilled_job_is_detected_and_resumes(ws, policy):
     assert all(first[e["epoch"]] == e["time"] for e in events if e["epoch"] in first)
 
 
+@pytest.mark.slow
 def test_detached_scheduler_serves_the_queue_and_cancels(ws):
     jobs = make_noop_jobs(ws, 4, "s", epochs=20, sleep=0.1)
     queue(ws, jobs)

@@ -160,6 +160,7 @@ def test_no_window_to_work_fails_with_that_reason():
 
 # ---- the whole path, for real, through submitit's LocalExecutor ------------------------------------
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_same_path_for_real(ws):
     jobs = make_noop_jobs(ws, 2, "s", executor="submitit-local", epochs=2) + \
         make_noop_jobs(ws, 1, "s", executor="submitit-local", first_seed=5, fail_at=1)
@@ -174,6 +175,7 @@ def test_submitit_local_runs_the_same_path_for_real(ws):
         assert con.execute("SELECT count(*) FROM epochs").fetchone()[0] == 2 * 2 * 2
 
 
+@pytest.mark.slow
 def test_a_job_warned_as_it_starts_stops_is_resubmitted_then_fails_for_no_window(tmp_path):
     """LocalExecutor sends the warning (USR2) `warning_lead_s` before its time limit: here 10 s
     after each start. The training job stops at its next step, divrob resubmits it once, and the

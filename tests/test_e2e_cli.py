@@ -54,6 +54,7 @@ def study(tmp_path_factory):
     return runner, ws, recipe, first
 
 
+@pytest.mark.slow
 def test_store_holds_every_epoch_once(study):
     _, ws, _, first = study
     assert "3 runs: 3 trained" in first.output

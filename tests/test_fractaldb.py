@@ -114,6 +114,7 @@ def _reference_filling_rate(system: np.ndarray, rng: np.random.Generator) -> flo
     return float(img.mean())
 
 
+@pytest.mark.slow
 def test_filling_rate_agrees_with_the_reference_search():
     """The search keeps the systems the reference's search would: the same decision at 0.2 for
     kept and rejected systems, and for kept ones the same rate within the chain noise. (Rejected

@@ -107,6 +107,7 @@ def test_layout_errors_say_what_to_do(tmp_path):
         get_task(ws, "iwildcam")
 
 
+@pytest.mark.slow
 def test_finetune_records_wilds_splits_and_skips_a_truncated_jpeg(tmp_path):
     ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds", truncated=1), max_unreadable=0.1)
     rd = execute_run(ws, tiny_spec(epochs=2))

@@ -103,6 +103,7 @@ def test_bundled_recipes_validate():
         load_recipe(p)
 
 
+@pytest.mark.slow
 def test_help_and_validate_do_not_import_torch():
     import subprocess
     import sys

@@ -230,6 +230,7 @@ def long_runs(cluster, tmp_path_factory):
 
 # ---- quick cases ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_without_accounting_nothing_is_submitted(tmp_path):
     ws, recipe = workspace(tmp_path, epochs=1)
     conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
@@ -243,6 +244,7 @@ def test_without_accounting_nothing_is_submitted(tmp_path):
     assert not [p for p in (ws.root / "logs" / "submitit").iterdir() if p.is_dir()]  # no sbatch happened
 
 
+@pytest.mark.slow
 def test_an_array_of_runs_gives_the_metrics_of_inline(tmp_path):
     ws, recipe = workspace(tmp_path / "slurm", epochs=2, seeds=(0, 1, 2), image_size=16)
     inline_ws, inline_recipe = workspace(tmp_path / "inline", epochs=2, seeds=(0, 1, 2), image_size=16)
@@ -266,6 +268,7 @@ def test_an_array_of_runs_gives_the_metrics_of_inline(tmp_path):
     assert res.returncode == 0 and len(res.stdout.strip().splitlines()) == 1 + 3 * 2
 
 
+@pytest.mark.slow
 def test_big_arrays_are_split_and_polled_with_one_sacct_call(tmp_path):
     ws, _ = workspace(tmp_path, epochs=1)
     noop = make_noop_jobs(ws, 6, "split", executor="slurm", epochs=1, sleep=3)
@@ -291,6 +294,7 @@ def test_big_arrays_are_split_and_polled_with_one_sacct_call(tmp_path):
     assert len(sacct) < 15  # backed off: 6 jobs over ~10 s, not one call per job per tick
 
 
+@pytest.mark.slow
 def test_polling_goes_on_through_squeue_when_accounting_is_down(tmp_path, monkeypatch):
     ws, _ = workspace(tmp_path, epochs=1)
     noop = make_noop_jobs(ws, 2, "down", executor="slurm", epochs=2, sleep=2)
@@ -307,6 +311,7 @@ def test_polling_goes_on_through_squeue_when_accounting_is_down(tmp_path, monkey
     assert all([e["epoch"] for e in events(ws, j.job_id)] == [1, 2] for j in noop)
 
 
+@pytest.mark.slow
 def test_jobs_cancel_reaches_scancel(tmp_path):
     ws, recipe = workspace(tmp_path, epochs=1000, image_size=16)
     done = divrob("study", "run", str(recipe), "-w", str(ws.root), "-e", "slurm", "--detach")
@@ -323,6 +328,7 @@ def test_jobs_cancel_reaches_scancel(tmp_path):
     assert "cancelled" in listing.stdout and "1 cancelled" in listing.stdout
 
 
+@pytest.mark.slow
 def test_a_job_with_no_window_to_work_fails_with_that_reason(tmp_path):
     # warned 140 s before a 3-minute limit: SLURM sends the warning 10-40 s after each start
     ws, recipe = workspace(tmp_path, epochs=1000, image_size=16, time_min=3, warning_lead_s=140)
@@ -336,6 +342,7 @@ def test_a_job_with_no_window_to_work_fails_with_that_reason(tmp_path):
     assert log.count("stopped on SIGUSR2") == 2
 
 
+@pytest.mark.slow
 def test_a_killed_manager_reattaches_without_submitting_again(tmp_path):
     ws, recipe = workspace(tmp_path, epochs=20, seeds=(0, 1), image_size=16)
     manager = subprocess.Popen(_divrob_cmd("study", "run", str(recipe), "-w", str(ws.root), "-e", "slurm"),
@@ -358,6 +365,7 @@ def test_a_killed_manager_reattaches_without_submitting_again(tmp_path):
         assert [e["epoch"] for e in events(ws, run_id)] == list(range(1, 21))
 
 
+@pytest.mark.slow
 def test_a_submission_the_store_never_heard_of_is_followed_not_repeated(tmp_path):
     ws, _ = workspace(tmp_path, epochs=1)
     noop = make_noop_jobs(ws, 2, "once", executor="slurm", epochs=1, sleep=4)
@@ -376,6 +384,7 @@ def test_a_submission_the_store_never_heard_of_is_followed_not_repeated(tmp_path
 
 # ---- the slow cases, waited for ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_job_killed_at_its_time_limit_is_resubmitted_and_resumes(long_runs):
     ws, job_id = long_runs["noop"]
     job = wait_for(lambda: (lambda j: j if j.state in ("finished", "failed", "cancelled") else None)(jobs(ws)[job_id]),
@@ -386,6 +395,7 @@ def test_a_job_killed_at_its_time_limit_is_resubmitted_and_resumes(long_runs):
     assert [e["epoch"] for e in events(ws, job_id)] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_a_run_needing_several_time_limits_resumes_exactly(long_runs):
     ws, epochs = long_runs["long"], long_runs["epochs"]
     (job_id,) = [p.name for p in ws.runs.iterdir()]

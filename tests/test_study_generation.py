@@ -61,6 +61,7 @@ def test_plan_lists_generation_first(ws, tmp_path):
     assert "generation comes first" in res.output and "generate fractaldb" in res.output
 
 
+@pytest.mark.slow
 def test_local_executor_generates_once_then_plans(ws, tmp_path):
     p = recipe(tmp_path)
     runner = CliRunner()
@@ -90,6 +91,7 @@ def test_recipe_that_disagrees_with_the_generated_source(ws, tmp_path):
         pending_generations(ws, load_recipe(other))
 
 
+@pytest.mark.slow
 def test_inline_study_generates_then_trains_and_reruns_nothing(ws, tmp_path):
     cfg = ws.config_path.read_text()
     ws.config_path.write_text(cfg[: cfg.index("[demo]")] + "[demo]\ncamtrap_images = 200\ncamtrap_size = 16\n")

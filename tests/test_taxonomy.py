@@ -244,6 +244,7 @@ def test_missing_wordnet_names_the_install_command(tmp_path, monkeypatch):
         ensure_wordnet()
 
 
+@pytest.mark.slow
 def test_copy_system_wordnet_makes_a_corpus_nltk_reads(tmp_path):
     dict_dir = wordnet.system_wordnet_dir()
     if dict_dir is None:
@@ -275,6 +276,7 @@ def live_wordnet():
         pytest.skip(f"WordNet unavailable, cannot check shipped data against it: {exc}")
 
 
+@pytest.mark.slow
 def test_shipped_hypernym_paths_match_live_wordnet(live_wordnet):
     wn = live_wordnet
     assert wn.get_version() == "3.0"

@@ -19,6 +19,7 @@ def ws(tmp_path_factory):
     return make_results_workspace(tmp_path_factory.mktemp("tb") / "ws", epochs=3)
 
 
+@pytest.mark.slow
 def test_one_event_file_per_run_with_metrics_per_epoch_and_the_spec(ws, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

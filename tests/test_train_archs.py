@@ -14,6 +14,7 @@ from divrob.train.config import finetune_config, pretrain_config
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.slow
 def test_forward_at_demo_size_minimum_and_224(arch):
     torch.manual_seed(0)
     model = build_model(arch, 7)

@@ -3,11 +3,13 @@ ratio (the figures themselves belong to benchmarks/, not to a timed test)."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from divrob.cli import app
 
 
+@pytest.mark.slow
 def test_bench_prints_both_rates_and_their_ratio():
     res = CliRunner().invoke(app, ["bench", "train", "--arch", "resnet18", "--res", "16", "--batch", "4",
                                    "--steps", "2", "--device", "cpu"])

@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from divrob.runs.rundir import RunDir
+import pytest
 from test_iwildcam import SPLIT_COUNTS, iwildcam_workspace, tiny_spec, write_iwildcam
+
+from divrob.runs.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_two_rank_run_writes_everything_once(tmp_path):
     ws = iwildcam_workspace(tmp_path, write_iwildcam(tmp_path / "wilds"))
     spec = tiny_spec(epochs=2, checkpoint_minutes=0)  # checkpoint every step: a collective decision

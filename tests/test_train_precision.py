@@ -80,6 +80,7 @@ def _tiny(n: int = 12, size: int = 16) -> DecodedImages:
                          np.arange(n, dtype=np.int64) % 2, np.full((n, 2), size, dtype=np.int32))
 
 
+@pytest.mark.slow
 def test_fp16_checkpoints_its_loss_scaler_and_a_resume_restores_it(tmp_path):
     cfg = finetune_config("resnet18", {"epochs": 1, "batch_size": 4, "image_size": 16, "lr": 1e-3,
                                        "precision": "fp16"})
@@ -102,6 +103,7 @@ def test_fp16_checkpoints_its_loss_scaler_and_a_resume_restores_it(tmp_path):
     assert scaler.get_scale() == 1024.0
 
 
+@pytest.mark.slow
 def test_auto_precision_is_logged_as_resolved(tmp_path):
     cfg = finetune_config("resnet18", {"epochs": 1, "batch_size": 6, "image_size": 16})
     rec = MemoryRecorder(tmp_path / "ckpt")

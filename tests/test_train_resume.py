@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
+from test_iwildcam import SPLIT_COUNTS, iwildcam_workspace, write_iwildcam
 
 from divrob.runs.spec import RunSpec
 from divrob.train.config import finetune_config, pretrain_config
-from test_iwildcam import SPLIT_COUNTS, iwildcam_workspace, write_iwildcam
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = "0123456789abcdef"
@@ -75,6 +76,7 @@ def _metrics(events):
     return [(e["phase"], e["epoch"], e["metrics"]) for e in events]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     wilds_root = write_iwildcam(tmp_path / "wilds")
     common = {"epochs": 2, "batch_size": 8, "image_size": 16, "checkpoint_minutes": 0}

@@ -43,6 +43,7 @@ def test_importing_the_app_does_not_import_torch_or_pandas():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 async def test_keys_and_command_palette_reach_every_screen(ws):
     from textual.command import CommandPalette
 
@@ -62,6 +63,7 @@ async def test_keys_and_command_palette_reach_every_screen(ws):
         assert app.current_mode == "trends"
 
 
+@pytest.mark.slow
 async def test_recipes_show_a_validation_error_inline_and_the_distributions(ws):
     from textual.widgets import DataTable, OptionList, Static
 
@@ -101,6 +103,7 @@ async def test_study_plan_shows_finished_runs(ws):
         assert "finished 2" in str(screen.query_one("#study-counts", Static).render())
 
 
+@pytest.mark.slow
 async def test_launching_a_finished_study_starts_no_scheduler(tmp_path):
     """Every run is finished: the launch says so and starts nothing (no scheduler, no log)."""
     from results_fixture import make_results_workspace
@@ -151,6 +154,7 @@ total = [4]
 """
 
 
+@pytest.mark.slow
 async def test_launch_generates_fractaldb_then_trains_to_the_end(tmp_path):
     """A recipe whose source must be generated, launched from the TUI: a background study process
     generates FractalDB, plans, and trains the run on the local executor; the Jobs and Results
@@ -243,6 +247,7 @@ async def test_jobs_table_log_tail_and_cancel(fresh_ws):
         assert [r.job_id for r in screen.rows] == [RUNNING]
 
 
+@pytest.mark.slow
 async def test_retry_without_a_recorded_recipe_is_a_toast(fresh_ws):
     app = make_app(fresh_ws, start="jobs")
     async with app.run_test(size=SIZE) as pilot:
@@ -256,6 +261,7 @@ async def test_retry_without_a_recorded_recipe_is_a_toast(fresh_ws):
         assert any("recipe of study 'fixture'" in n.message for n in app._notifications)
 
 
+@pytest.mark.slow
 async def test_results_filter_sort_toggle_and_export(ws):
     from textual.widgets import DataTable, Input
 
@@ -286,6 +292,7 @@ async def test_results_filter_sort_toggle_and_export(ws):
         assert out.exists() and len(out.read_text().splitlines()) == 16
 
 
+@pytest.mark.slow
 async def test_trends_transform_group_toggle_and_export(ws):
     from textual.widgets import DataTable, SelectionList
 
@@ -321,6 +328,7 @@ async def test_trends_transform_group_toggle_and_export(ws):
         assert (ws.root / "figures" / "t.svg").exists()
 
 
+@pytest.mark.slow
 async def test_group_by_arch_refits(ws):
     from textual.widgets import Select
 

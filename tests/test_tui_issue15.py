@@ -44,6 +44,7 @@ def toasts(app) -> list[str]:
 
 # ---- 13: a study without a scratch group ----------------------------------------------------
 
+@pytest.mark.slow
 async def test_trends_of_a_study_without_scratch_opens_without_crashing(tmp_path):
     from results_fixture import GroupSpec, make_results_workspace
 
@@ -71,6 +72,7 @@ def corrupt_store(ws) -> None:
 
 
 @pytest.mark.parametrize("start", ["jobs", "results", "trends"])
+@pytest.mark.slow
 async def test_a_broken_store_is_one_toast_polling_backs_off_and_keys_work(tmp_path, start):
     ws = make_tui_workspace(tmp_path / "ws")
     corrupt_store(ws)
@@ -95,6 +97,7 @@ async def test_a_broken_store_is_one_toast_polling_backs_off_and_keys_work(tmp_p
     assert app.return_code == 0
 
 
+@pytest.mark.slow
 async def test_a_bad_filter_is_a_toast_and_the_status_line_is_not_left_loading(ws):
     from textual.widgets import Static
 
@@ -225,6 +228,7 @@ async def test_jobs_show_percent_eta_study_and_a_log_that_can_be_scrolled(fresh_
         assert sum(1 for x in log.lines if x == "more line 0") == 1  # appended, not rewritten
 
 
+@pytest.mark.slow
 async def test_hiding_done_jobs_says_how_many_are_hidden(fresh_ws):
     from textual.widgets import Static
 
@@ -243,6 +247,7 @@ async def test_hiding_done_jobs_says_how_many_are_hidden(fresh_ws):
 
 # ---- 3: group-by there and back -------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_group_by_there_and_back_keeps_groups_visible_and_remembers_choices(ws):
     from textual.widgets import Select, SelectionList
 
@@ -264,6 +269,7 @@ async def test_group_by_there_and_back_keeps_groups_visible_and_remembers_choice
 
 # ---- 4: study lists refresh; Trends has all studies -----------------------------------------
 
+@pytest.mark.slow
 async def test_a_study_added_during_the_session_appears_on_results_and_trends(tmp_path):
     from results_fixture import make_results_workspace
     from textual.widgets import Select
@@ -291,6 +297,7 @@ async def test_a_study_added_during_the_session_appears_on_results_and_trends(tm
 
 # ---- 5: nav marks the screen; ? help; palette lists actions ---------------------------------
 
+@pytest.mark.slow
 async def test_nav_marks_the_current_screen_and_help_lists_its_keys(ws):
     from textual.widgets import Static
 
@@ -313,6 +320,7 @@ async def test_nav_marks_the_current_screen_and_help_lists_its_keys(ws):
         assert "[3 Jobs]" in str(app.screen.query_one(NavBar).render())
 
 
+@pytest.mark.slow
 async def test_the_palette_lists_the_screens_actions(ws):
     app = make_app(ws, start="jobs")
     async with app.run_test(size=SIZE) as pilot:
@@ -328,6 +336,7 @@ async def test_the_palette_lists_the_screens_actions(ws):
 
 # ---- 6: all studies per run: study and state --------------------------------------------------
 
+@pytest.mark.slow
 async def test_all_studies_per_run_has_study_and_state_columns(tmp_path):
     from results_fixture import make_results_workspace
 
@@ -344,6 +353,7 @@ async def test_all_studies_per_run_has_study_and_state_columns(tmp_path):
 
 # ---- 8: honest empty states -----------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_an_empty_workspace_says_so_on_trends_and_results(tmp_path):
     from textual.widgets import Static
 
@@ -361,6 +371,7 @@ async def test_an_empty_workspace_says_so_on_trends_and_results(tmp_path):
 
 # ---- 10: recipes from anywhere --------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_open_a_recipe_from_anywhere_with_completion(ws, tmp_path):
     from test_tui_helpers import GOOD_RECIPE
     from textual.widgets import Input
@@ -399,6 +410,7 @@ async def test_the_app_opens_a_recipe_given_on_the_command_line(ws, tmp_path):
         assert app.current_mode == "study" and app.screen.plan.study == "fixture"
 
 
+@pytest.mark.slow
 async def test_a_recipe_dropped_into_the_workspace_appears_by_itself(tmp_path):
     from test_tui_helpers import GOOD_RECIPE
 
@@ -499,6 +511,7 @@ def test_a_big_group_is_drawn_thinned_with_its_extremes():
     assert len(panel.points["small"][0]) == 10 and panel.ranges() == TrendPanel("probit", {"big": (x, y)}).ranges()
 
 
+@pytest.mark.slow
 async def test_enter_on_a_job_opens_its_log_large(fresh_ws):
     from textual.widgets import Log
 
@@ -517,6 +530,7 @@ async def test_enter_on_a_job_opens_its_log_large(fresh_ws):
 
 # ---- deliver 5: facets in the TUI ------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_facets_draw_one_panel_per_value(ws):
     app = make_app(ws, start="trends")
     async with app.run_test(size=(160, 48)) as pilot:

@@ -24,11 +24,13 @@ def app_on(ws, start: str):
 
 
 @pytest.mark.parametrize("screen", ["recipes", "study", "jobs", "results", "trends"])
+@pytest.mark.slow
 def test_screen(ws, snap_compare, screen):
     assert snap_compare(app_on(ws, screen), terminal_size=(80, 24), run_before=settle)
 
 
 @pytest.mark.parametrize("screen", ["jobs", "trends"])
+@pytest.mark.slow
 def test_screen_large(ws, snap_compare, screen):
     assert snap_compare(app_on(ws, screen), terminal_size=(160, 48), run_before=settle)
 
@@ -39,6 +41,7 @@ async def _help(pilot):
     await pilot.pause()
 
 
+@pytest.mark.slow
 def test_help_overlay(ws, snap_compare):
     assert snap_compare(app_on(ws, "trends"), terminal_size=(80, 24), run_before=_help)
 
@@ -49,5 +52,6 @@ async def _facets(pilot):
     await settle(pilot)
 
 
+@pytest.mark.slow
 def test_trends_facets_large(ws, snap_compare):
     assert snap_compare(app_on(ws, "trends"), terminal_size=(160, 48), run_before=_facets)

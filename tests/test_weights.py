@@ -152,6 +152,7 @@ def test_torchvision_weights_missing_from_the_cache_say_where_to_put_them(tmp_pa
     assert torchvision_weights("DEFAULT", "resnet50").name == "IMAGENET1K_V2"
 
 
+@pytest.mark.slow
 def test_local_files_resolve_from_the_workspace_or_by_name(tmp_path):
     import hashlib
 
