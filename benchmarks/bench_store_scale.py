@@ -75,14 +75,14 @@ def build_store(ws_root: Path, runs: int, epochs: int) -> float:
                    k // {nd * na} AS seed
             FROM range({runs}) t(k)""")
         con.execute(f"""
-            INSERT INTO study_runs
+            INSERT INTO study_runs (study, distribution, run_id, arch, seed, manifest_id, source, sweep)
             SELECT '{STUDY}', {names}[d + 1], run_id, {archs}[a + 1], seed,
                    CASE WHEN d = 0 THEN NULL ELSE 'manifest' || d END,
                    CASE WHEN d = 0 THEN NULL WHEN d < 4 THEN 'demo-shapes' ELSE 'imagenet' END,
                    {sweeps}[d + 1]
             FROM gen""")
         con.execute(f"""
-            INSERT INTO runs
+            INSERT INTO runs (run_id, arch, seed, downstream, manifest_id, state, reason, spec, updated)
             SELECT run_id, {archs}[a + 1], seed, 'camtrap-sim', CASE WHEN d = 0 THEN NULL ELSE 'manifest' || d END,
                    'finished', NULL, '{{}}', 1.7e9 + k
             FROM gen""")
@@ -94,7 +94,7 @@ def build_store(ws_root: Path, runs: int, epochs: int) -> float:
         f1 = (f"CASE s.split WHEN 'id_test' THEN {_phi('x')} WHEN 'test' THEN {_phi('y')} "
               f"WHEN 'id_val' THEN {_phi('x + 0.02')} ELSE {_phi('y + 0.02')} END")
         con.execute(f"""
-            INSERT INTO epochs
+            INSERT INTO epochs (run_id, phase, epoch, split, f1_macro, acc, recall_macro, loss, n, score)
             SELECT run_id, 'finetune', epoch, split, f1, least(1.0, f1 + 0.2), f1, 1 - f1, 500, f1
             FROM (
                 SELECT g.run_id, g.epoch, s.split, {f1} AS f1
