@@ -124,6 +124,12 @@ def inat2017_counts(species: list[tuple[int, str, str, int, int]], split: str = 
     return {s[2]: s[col] for s in species}
 
 
+@pytest.fixture
+def anyio_backend():
+    """Async tests (those marked anyio) run on asyncio only: Textual runs on asyncio."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def tiny_imagenet(tmp_path_factory) -> Path:
     """An ILSVRC-2012 root (`train/<wnid>/*.JPEG`, flat `val/`) with TINY_IMAGENET_COUNTS images."""

@@ -89,10 +89,6 @@ def _two_iwildcam_jobs(ws):
     return 12 * (129_809 + 73_220 / 3) / (DEFAULT_THROUGHPUT["resnet18"] / 4) / 3600
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.mark.anyio
 async def test_the_tui_jobs_screen_shows_time_left(tmp_path):

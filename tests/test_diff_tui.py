@@ -11,10 +11,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"  # Textual runs on asyncio
-
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):

@@ -19,7 +19,7 @@ PKG = Path(divrob.__file__).parent
 # Lowest first. A package may import packages of lower layers; within the foundation layer,
 # modules may import each other (they are single small modules: errors, files, vocabularies).
 LAYERS: list[set[str]] = [
-    {"errors", "fileio", "progress", "states", "apportion", "archs", "devices", "bundled", "workspace"},
+    {"errors", "fileio", "progress", "states", "apportion", "archs", "devices", "bundled", "workspace", "preload"},
     {"taxonomy"},
     {"sources"},
     {"downstream"},

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from divrob.analysis.transforms import inverse, inverse_slopes
 from divrob.analysis.transforms import transform as to_scale
@@ -71,6 +70,8 @@ class Sample:
             if labels.shape != x.shape:
                 raise ValueError(f"units label {labels.size} points, the metrics {x.size}")
             # Sorted codes: a unit's draws do not depend on the order its rows came in.
+            import pandas as pd  # here: trends drawn before pandas loads (analysis.glance) need no units
+
             codes = pd.factorize(labels[ok], sort=True)[0]
         n_units = int(codes.max()) + 1 if codes.size else 0
         return cls(to_scale(x[ok], transform), to_scale(y[ok], transform), y[ok], codes.astype(np.intp),

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from divrob.analysis import ID_COL, OOD_COL
+from divrob.analysis.groups import group_label, group_order  # noqa: F401 - re-exported
 from divrob.analysis.studies import UNKNOWN_METRIC, check_study, choose_ood, task_facts
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
-from divrob.store.queries import (
-    RESULT_COLUMNS,
-    SCORE_COLUMNS,
-    epoch_scores,
-    last_epochs,
-    study_run_table,
-)
+from divrob.store.queries import RESULT_COLUMNS, SCORE_COLUMNS, last_epochs, study_results
 from divrob.workspace import Workspace
+
+if TYPE_CHECKING:  # pandas loads inside the functions, after the store is read (see study_points)
+    import pandas as pd
 
 # The `axis` value of a distribution that sweeps nothing (scratch, full ImageNet): such
 # distributions are the references drawn in every panel of a faceted figure.
@@ -39,13 +37,14 @@ def study_points(ws: Workspace, study: str | None, scores=SCORE_COLUMNS, ood: st
         check_study(con, ws, study)
         split = choose_ood(con, study, ood)
         facts = task_facts(con, study)
-        runs = study_run_table(con, study)
-        scores = epoch_scores(con, study, scores, split, facts.id_splits)
+        runs, scores = study_results(con, study, scores, split, facts.id_splits)
+    import pandas as pd  # after the store is read: it may be loading meanwhile (divrob.preload)
+
+    runs = runs.to_pandas()
     k = scores.pop("k")
     names = [split] if isinstance(split, str) else split
     scores["ood"] = pd.Categorical.from_codes(scores.pop("ood", np.zeros(len(k), np.int64)), categories=names)
-    words = [facts.words.get(key, UNKNOWN_METRIC) for key in zip(runs["downstream"], runs["downstream_options"])]
-    runs = expand_sweeps(runs.drop(columns=["k", "downstream_options"]).assign(metric=words))
+    runs = expand_sweeps(runs.drop(columns=["k", "downstream_options"]).assign(metric=_metric_per_run(runs, facts.words)))
     cols = {c: _per_row(runs[c], k) for c in runs.columns}
     fields = [c for c in RESULT_COLUMNS if c in cols or c in scores]
     ordered = {c: cols[c] if c in cols else scores[c] for c in fields}
@@ -53,8 +52,21 @@ def study_points(ws: Workspace, study: str | None, scores=SCORE_COLUMNS, ood: st
     return pd.DataFrame({**ordered, **extra})
 
 
+def _metric_per_run(runs: pd.DataFrame, words: dict) -> pd.Categorical:
+    """Each run's metric in words, looked up once per distinct (task, options) pair."""
+    import pandas as pd
+
+    pairs = list(zip(runs["downstream"].astype(object), runs["downstream_options"].astype(object)))
+    codes, uniques = pd.factorize(pd.Series(pairs, dtype=object)) if pairs else (np.zeros(0, np.intp), [])
+    labels = [words.get(tuple(None if pd.isna(v) else v for v in pair), UNKNOWN_METRIC) for pair in uniques]
+    label_codes, names = pd.factorize(pd.Series(labels + [UNKNOWN_METRIC], dtype=object))
+    return pd.Categorical.from_codes(label_codes[codes], categories=names)
+
+
 def metric_words(points: pd.DataFrame) -> str:
     """What the points' scores measure, for titles ("macro-F1", "worst-region accuracy")."""
+    import pandas as pd
+
     if "metric" not in points.columns or points.empty:
         return "macro-F1"
     return " / ".join(sorted(map(str, pd.unique(points["metric"].dropna())))) or UNKNOWN_METRIC
@@ -64,6 +76,8 @@ def _per_row(per_run: pd.Series, k: np.ndarray):
     """A run field repeated for each of the run's epoch rows (`k`: each row's run). Text becomes
     a categorical over the runs' values: a million rows then cost a million integers, not a
     million strings."""
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(per_run.dtype):
         return per_run.to_numpy()[k]
     codes, uniques = pd.factorize(per_run)
@@ -89,6 +103,8 @@ def expand_sweeps(df: pd.DataFrame) -> pd.DataFrame:
     `sweep.<key>`. `axis` names what a distribution sweeps ("total", or keys joined by "+"),
     or "-" when it sweeps nothing; rows of distributions without a key hold NaN there.
     """
+    import pandas as pd
+
     df = df.copy()
     raw = df.pop("sweep") if "sweep" in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
     # Parse each distinct sweep once: a study has a handful, its rows may number millions.
@@ -106,6 +122,8 @@ def expand_sweeps(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _numeric_if_possible(col: pd.Series) -> pd.Series:
+    import pandas as pd
+
     try:
         return pd.to_numeric(col)
     except (ValueError, TypeError):
@@ -138,25 +156,10 @@ def run_summary(points: pd.DataFrame, scores=("id_f1", "ood_f1"), context: bool 
                            kind="stable").reset_index(drop=True)
 
 
-def group_label(value) -> str:
-    """A group value as text: 5000.0 → '5000' (sweep values come back from JSON as floats)."""
-    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def group_order(names) -> list[str]:
-    """Numbers in numeric order (5000 before 25000), then text in alphabetical order."""
-    def key(name: str):
-        try:
-            return (0, float(name), "")
-        except ValueError:
-            return (1, 0.0, name)
-    return sorted(names, key=key)
-
-
 def with_groups(points: pd.DataFrame, group_by: str) -> pd.DataFrame:
     """Rows with both metrics and a value of `group_by`, labelled in a `group` column."""
+    import pandas as pd
+
     if group_by not in points.columns:
         raise DivrobError(f"cannot group by {group_by!r}; choose from {', '.join(map(str, points.columns))}")
     keep = points[ID_COL].notna() & points[OOD_COL].notna() & points[group_by].notna()
@@ -179,6 +182,8 @@ def facet_panels(points: pd.DataFrame, facet: str | None, group_by: str) -> dict
     `facet="ood"` gives one panel per OOD split, and per task too when the rows hold several
     (a DomainNet study over every ID domain: one panel per domain pair, "infograph → sketch").
     """
+    import pandas as pd
+
     if facet == "none" or points.empty:
         return {"": points}
     if facet == "ood" and "downstream" in points.columns and points["downstream"].nunique() > 1:

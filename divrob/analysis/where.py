@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from divrob.errors import DivrobError
+
+if TYPE_CHECKING:  # parsing a filter needs no pandas; applying one imports it
+    import pandas as pd
 
 OPS = ("=", "==", "!=", ">", ">=", "<", "<=", "in", "not in")
 _ORDERED = (">", ">=", "<", "<=")
@@ -116,6 +119,8 @@ def _as_text(col: pd.Series) -> pd.Series:
 
 def _equal(col: pd.Series, value: str) -> pd.Series:
     # Numbers compare as numbers (so total=5e3 matches 5000), everything else as text.
+    import pandas as pd
+
     num = _number(value)
     if num is not None and pd.api.types.is_numeric_dtype(col):
         return (pd.to_numeric(col, errors="coerce") == num).fillna(False)
@@ -123,6 +128,8 @@ def _equal(col: pd.Series, value: str) -> pd.Series:
 
 
 def clause_mask(df: pd.DataFrame, clause: Clause) -> pd.Series:
+    import pandas as pd
+
     if clause.field not in df.columns:
         raise WhereError(f"--where: unknown field {clause.field!r}; fields: {', '.join(map(str, df.columns))}")
     col = df[clause.field]
@@ -141,6 +148,8 @@ def clause_mask(df: pd.DataFrame, clause: Clause) -> pd.Series:
 
 def apply_where(df: pd.DataFrame, expr: str | list[Clause] | None) -> pd.DataFrame:
     """Rows of `df` for which every clause holds (a copy; the index is reset)."""
+    import pandas as pd
+
     clauses = parse_where(expr) if not isinstance(expr, list) else expr
     mask = pd.Series(True, index=df.index)
     for c in clauses:

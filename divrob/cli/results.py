@@ -125,6 +125,9 @@ def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool 
 
     scores = SCORE_COLUMNS
     if for_analysis:
+        from divrob.preload import preload
+
+        preload("divrob.analysis.robustness")  # scipy and pandas load while the store is read
         named = {c.field for c in parse_where(where)}
         scores = [c for c in SCORE_COLUMNS if c in (ID_COL, OOD_COL) or c in named]
     points = study_points(ws, resolve_study(ws, study) if study else None, scores, ood)
@@ -354,10 +357,9 @@ def trends(
         return
     import json
 
-    from divrob.analysis.robustness import to_json
-    from divrob.plots.terminal import panel_of
-
     points = load_points(ws, name, where, for_analysis=True, ood=check_ood(ood, facet))
+    from divrob.analysis.robustness import to_json  # after: loaded while the store was read
+    from divrob.plots.terminal import panel_of
     if facet == "ood":
         analyses = analyse_each_ood(points, reading)
         if export is not None:

@@ -54,8 +54,50 @@ def _runs_with_id_split(study: str | None, id_splits: dict[str, str]) -> tuple[s
 
 
 def study_run_table(con, study: str | None = None) -> pd.DataFrame:
-    """One row per (study, distribution, run), in listing order; `k` is the row's number."""
-    return con.execute(_RUNS + " ORDER BY k", [study, study]).df()
+    """One row per (study, distribution, run), in listing order; `k` is the row's number. Text
+    fields with few values come back as categoricals (a study of 100,000 runs has a handful of
+    distributions), `run_id` as text."""
+    _materialise_runs(con, study, {})
+    return _run_arrow(con).to_pandas()
+
+
+# A temporary table of one connection: the study's runs with their row number `k` and ID split,
+# computed once and read by both halves of `study_results` (numbering 100,000 runs costs a sort).
+_RUN_ROWS = "divrob_study_run_rows"
+
+
+def _materialise_runs(con, study: str | None, id_splits: dict[str, str]) -> None:
+    sql, params = _runs_with_id_split(study, id_splits)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_RUN_ROWS} AS {sql}", params)
+
+
+def _run_arrow(con):
+    """The materialised runs as an Arrow table whose text columns but `run_id` are
+    dictionary-encoded: its `.to_pandas()` has categoricals, so 100,000 runs cost a handful of
+    strings per column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = con.sql(f"SELECT * EXCLUDE (id_split) FROM {_RUN_ROWS} ORDER BY k").to_arrow_table()
+    columns = {}
+    for name in table.column_names:
+        col = table[name]
+        if (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) and name != "run_id":
+            col = pc.dictionary_encode(col)
+        elif pa.types.is_integer(col.type):
+            col = col.cast(pa.int64())
+        columns[name] = col
+    return pa.table(columns)
+
+
+def study_results(con, study: str | None, columns=None, ood: str | list[str] = "test",
+                  id_splits: dict[str, str] | None = None) -> tuple[object, dict[str, np.ndarray]]:
+    """`study_run_table` and `epoch_scores` together, the runs numbered once for both. The runs
+    come as an Arrow table (`.to_pandas()`: the frame), so a caller can read the store before
+    pandas is loaded (it may be loading in the background: divrob.preload)."""
+    id_splits = dict(id_splits or {})
+    _materialise_runs(con, study, id_splits)
+    return _run_arrow(con), _scores(con, SCORE_COLUMNS if columns is None else columns, ood, id_splits)
 
 
 _STUDY_RUN_IDS = "SELECT run_id FROM study_runs WHERE (? IS NULL OR study = ?)"
@@ -99,27 +141,30 @@ def epoch_scores(con, study: str | None = None, columns=SCORE_COLUMNS, ood: str 
 
     `ood` a list: one row per (run, epoch, OOD split) for each split the run was evaluated on,
     with `ood` holding the split's position in the list (sorted by k, the split, epoch)."""
+    id_splits = dict(id_splits or {})
+    _materialise_runs(con, study, id_splits)
+    return _scores(con, columns, ood, id_splits)
+
+
+def _scores(con, columns, ood: str | list[str], id_splits: dict[str, str]) -> dict[str, np.ndarray]:
+    """epoch_scores of the runs `_materialise_runs` numbered."""
     import numpy as np
 
     unknown = [c for c in columns if c not in _SCORES]
     if unknown:
         raise ValueError(f"unknown score column(s) {', '.join(unknown)}; choose from {', '.join(_SCORES)}")
-    id_splits = dict(id_splits or {})
-    runs, run_params = _runs_with_id_split(study, id_splits)
     parts = []
     for i, split in enumerate([ood] if isinstance(ood, str) else ood):
         picks, pick_params, splits = _picks(columns, id_splits, split)
         # several OOD splits: a run not evaluated on this one has no row for it
         having = "HAVING count(*) FILTER (WHERE e.split = ?) > 0" if not isinstance(ood, str) else ""
         sql = f"""
-            WITH r AS ({runs})
             SELECT r.k, e.epoch, {i} AS ood, {picks}
-            FROM r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
+            FROM {_RUN_ROWS} r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
             WHERE e.split IN ({', '.join('?' for _ in splits)})
             GROUP BY r.k, e.epoch {having}
         """
-        params = [*run_params, *pick_params, *splits, *([split] if having else [])]
-        parts.append(con.execute(sql, params).fetchnumpy())
+        parts.append(con.execute(sql, [*pick_params, *splits, *([split] if having else [])]).fetchnumpy())
     # Columns with NULLs come back as masked arrays: a missing score is NaN here.
     out = {name: np.concatenate([(np.ma.filled(np.ma.asarray(p[name]).astype(np.float64), np.nan)
                                   if name in _SCORES else np.ma.getdata(p[name]).astype(np.int64))
@@ -215,3 +260,38 @@ def run_notes(con, study: str | None = None) -> list[tuple]:
         WHERE (? IS NULL OR s.study = ?) AND (r.state = 'damaged' OR coalesce(r.unreadable, 0) > 0)
         ORDER BY r.run_id
     """, [study, study]).fetchall()
+
+
+def distribution_scores(con, study: str, ood: str = "test",
+                        id_splits: dict[str, str] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Per fine-tuning epoch of a study's runs, numbers only and sorted by group (within a group
+    in no set order: sums over them may differ in the last bits from one call to the next, so
+    this is for drawing, not for printing numbers): `group` (the
+    run's distribution, as its position in the sorted list returned first), `id_score` and
+    `ood_score` on the run's ID split and on `ood` (NaN where missing). No run table, no strings
+    per row, no pandas: what a screen draws its first trends from (analysis.glance)."""
+    import numpy as np
+
+    names = [r[0] for r in con.execute(
+        "SELECT DISTINCT distribution FROM study_runs WHERE study = ? ORDER BY 1", [study]).fetchall()]
+    id_splits = dict(id_splits or {})
+    whens = " ".join("WHEN ? THEN ?" for _ in id_splits)
+    case = f"CASE r0.downstream {whens} ELSE '{ID_SPLIT}' END" if id_splits else f"'{ID_SPLIT}'"
+    splits = sorted({ID_SPLIT, *id_splits.values(), ood})
+    sql = f"""
+        WITH r AS (
+            SELECT s.run_id, row_number() OVER () AS k, list_position(?, s.distribution) - 1 AS g,
+                   {case} AS id_split
+            FROM study_runs s LEFT JOIN runs r0 ON r0.run_id = s.run_id WHERE s.study = ?)
+        SELECT r.g, max(e.score) FILTER (WHERE e.split = r.id_split) AS id_score,
+               max(e.score) FILTER (WHERE e.split = ?) AS ood_score
+        FROM r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
+        WHERE e.split IN ({', '.join('?' for _ in splits)})
+        GROUP BY r.k, r.g, e.epoch
+        ORDER BY r.g
+    """
+    params = [names, *[v for pair in id_splits.items() for v in pair], study, ood, *splits]
+    got = con.execute(sql, params).fetchnumpy()
+    return names, {"group": np.ma.getdata(got["g"]),
+                   **{c: np.ma.filled(got[c], np.nan) if np.ma.isMaskedArray(got[c]) else got[c]
+                      for c in ("id_score", "ood_score")}}

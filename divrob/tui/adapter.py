@@ -115,6 +115,13 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
+def _stamp(con) -> tuple:
+    epochs = con.execute("SELECT count(*) FROM epochs").fetchone()[0]
+    runs = con.execute("SELECT count(*), max(updated) FROM runs").fetchone()
+    jobs = con.execute("SELECT count(*), max(updated) FROM jobs").fetchone()
+    return (epochs, *runs, *jobs)
+
+
 def _reads(method):
     @functools.wraps(method)
     def wrapper(self, *args, **kw):
@@ -142,6 +149,7 @@ class DivrobAdapter:
         self.clock = clock
         self._store = _ReadWriteLock()
         self._open_lock = threading.Lock()
+        self._early_glance = None  # a Future of first_glance, begun before the screens exist
 
     # ---- the workspace ---------------------------------------------------------------------
 
@@ -164,10 +172,7 @@ class DivrobAdapter:
         from divrob.store.db import read_connection
 
         with read_connection(self.ws.db_path) as con:
-            epochs = con.execute("SELECT count(*) FROM epochs").fetchone()[0]
-            runs = con.execute("SELECT count(*), max(updated) FROM runs").fetchone()
-            jobs = con.execute("SELECT count(*), max(updated) FROM jobs").fetchone()
-        return (epochs, *runs, *jobs)
+            return _stamp(con)
 
     # ---- recipes ----------------------------------------------------------------------------
 
@@ -365,6 +370,45 @@ class DivrobAdapter:
         else:
             points = study_points(self.ws, study)
         return apply_where(points, where) if where and where.strip() else points
+
+    def begin_first_glance(self) -> None:
+        """Start `first_glance` in a thread now: an app that opens on Trends calls this before
+        Textual's own start-up, which the reading of the store (it releases the interpreter)
+        then overlaps. The next `first_glance` returns its result or raises its error."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self._early_glance = future
+
+        def run() -> None:
+            try:
+                future.set_result(self._first_glance())
+            except BaseException as e:  # handed to whoever asks for it, as if asked then
+                future.set_exception(e)
+
+        threading.Thread(target=run, name="divrob-first-glance", daemon=True).start()
+
+    def first_glance(self):
+        """The studies, the store's stamp and the first study's trends at a glance (every
+        distribution's points and least-squares line, read without pandas: `analysis.glance`),
+        in one call: what Trends draws first on a big study."""
+        early, self._early_glance = self._early_glance, None
+        return early.result() if early is not None else self._first_glance()
+
+    @_reads
+    def _first_glance(self):
+        from divrob.analysis.glance import glance_of, prepare
+        from divrob.store.db import read_connection
+        from divrob.store.queries import studies as studies_of
+
+        prepare()  # the fitting code loads while the store is opened and the study list read
+        with read_connection(self.ws.db_path) as con:
+            studies, stamp = studies_of(con), _stamp(con)
+            try:
+                first = glance_of(con, self.ws, studies[0]) if studies else None
+            except DivrobError:  # e.g. several OOD splits: the full load meets it and says so
+                first = None
+        return studies, stamp, first
 
     @_reads
     def results_page(self, study: str, limit: int):

@@ -59,6 +59,8 @@ class DivrobApp(App):
         self.workspace_name = ""
         self.workspace_failed = False
         self.started_at = time.perf_counter()
+        if self.start_mode == "trends":
+            self.adapter.begin_first_glance()  # the store is read while Textual starts
 
     def on_mount(self) -> None:
         # The first frame does not wait for the workspace (pydantic, its config file): the

@@ -4,6 +4,8 @@ table beside the plot, and export to a figure. Reloads when new epochs reach the
 
 from __future__ import annotations
 
+import time
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -113,7 +115,8 @@ class TrendsScreen(StoreScreen):
         self.hidden: dict[str, set[str]] = {}  # per group-by: the groups the user switched off
         self.bands = "lines"
         self.said = ""  # what the plot area says instead of a plot
-        self.preloaded = False  # the first study's points came with the study list
+        self.glance = None  # the first study's trends by distribution, drawn until the analysis comes
+        self.painted_trends: float | None = None  # perf_counter() when trend lines first reached the screen
         self.fitting = False  # the trends are drawn; bands and intervals are still being resampled
         self.facet: str | None = None  # a field: one panel per value, side by side
         self.facets: dict | None = None  # panel name -> TrendPanel of the shown facet
@@ -148,33 +151,57 @@ class TrendsScreen(StoreScreen):
         if not m.studies:
             self.say("no results yet: launch a study (Recipes 1 → Study 2); its trends appear here")
             return
-        if not self.preloaded:
-            self._load_points()
+        self._load_points()
 
     class FirstLoaded(Message):
         def __init__(self, value) -> None:
-            self.studies, self.stamp, self.points = value
+            self.studies, self.stamp, self.glance = value
             super().__init__()
 
     def load_studies(self) -> None:
-        """The first time, the first study's points come in the same worker (no second round trip)."""
+        """The first time, the first study's trends at a glance come in the same worker: on a big
+        study they are drawn well before every point is loaded and resampled."""
         if self.studies is not None:
             super().load_studies()
             return
 
-        def first():
-            studies, stamp = self.adapter.studies(), self.adapter.store_stamp()
-            return studies, stamp, (self.adapter.points(studies[0], for_analysis=True) if studies else None)
-
-        self.in_worker(first, self.FirstLoaded, group="studies", context="reading studies")
+        self.in_worker(self.adapter.first_glance, self.FirstLoaded, group="studies", context="reading studies")
 
     @on(FirstLoaded)
     def _first(self, m: FirstLoaded) -> None:
-        self.preloaded = m.points is not None
-        self._studies(StoreScreen.StudiesLoaded((m.studies, m.stamp)))
-        self.preloaded = False
-        if m.points is not None:
-            self._points(StoreScreen.PointsLoaded(m.points))
+        if m.glance is not None and self.analysis is None:
+            self.glance = m.glance
+            self.draw_glance()
+            # the full load (which starts with the list) holds the interpreter for a second or
+            # two: let the glance reach the terminal first
+            self.call_after_refresh(self._studies, StoreScreen.StudiesLoaded((m.studies, m.stamp)))
+        else:
+            self._studies(StoreScreen.StudiesLoaded((m.studies, m.stamp)))
+
+    def draw_glance(self) -> None:
+        """The glance's points and lines (every distribution, probit), and a word that the bands
+        and intervals are on their way."""
+        from rich.text import Text
+
+        from divrob.plots.terminal import TrendPanel
+        from divrob.plots.terminal import draw_trends as draw
+
+        g = self.glance
+        if not g.points:
+            return
+        self.group_colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(g.points)}
+        plot = self.query_one("#plot", PlotextPlot)
+        plot.plt.clear_figure()
+        draw(plot.plt, thinned(TrendPanel(g.transform, g.points, g.trends, metric=g.metric)),
+             colors=self.group_colors, bands=self.bands, title=f"OOD vs ID ({g.transform})",
+             width=plot.size.width, height=plot.size.height)
+        plot.refresh()
+        if g.trends:
+            self.call_after_refresh(self._painted)
+        rows = [(Text(name[:13], style=RICH_COLORS.get(self.group_colors[name], "")), "…", "")
+                for name in g.points]
+        rows.append((Text(f"reading {g.n:,} points…", style="dim"), "", ""))
+        fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
 
     def say(self, text: str) -> None:
         """Say something in place of the plot (an empty state, an error)."""
@@ -289,6 +316,12 @@ class TrendsScreen(StoreScreen):
             self._fit_facets()  # the facets follow the new choices
         else:
             self.redraw()
+        if m.analysis.trends:
+            self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        if self.painted_trends is None:
+            self.painted_trends = time.perf_counter()
 
     @on(SelectionList.SelectedChanged, "#groups")
     def _toggled(self) -> None:
