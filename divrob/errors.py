@@ -22,6 +22,13 @@ class RecipeError(DivrobError):
         super().__init__(f"{where}: {reason}")
 
 
+class UsageError(DivrobError):
+    """A bad option or argument, a combination of them that cannot go together, or a name that
+    is not there (a study, a split): the command line must change."""
+
+    exit_code = 2
+
+
 class WorkspaceError(DivrobError):
     """A workspace that is missing, unreadable or badly configured."""
 
@@ -34,6 +41,13 @@ class ConfigError(WorkspaceError):
 
 class SourceError(DivrobError):
     """A data source that is missing, in the wrong layout, or cannot give what was asked."""
+
+
+class SourceNameError(SourceError):
+    """A source name divrob does not know, or one whose root divrob.toml does not set: the name
+    or the config must change."""
+
+    exit_code = 2
 
 
 class ManifestError(DivrobError):

@@ -66,7 +66,7 @@ def test_results_where_filters_and_formats(ws, tmp_path):
     assert code == 0, out
     assert len(pd.read_parquet(pq)) == 3 * 2 * 2 * 5
     code, out = run(ws, "results", "--format", "parquet")
-    assert code == 1 and "--output" in out
+    assert code == 2 and "--output" in out
     code, out = run(ws, "results")
     assert code == 0 and "q-2000" in out and "last fine-tuning epoch" in out
 
@@ -166,7 +166,7 @@ def test_compare_includes_zero_for_groups_on_one_line(ws):
     assert code == 0, out
     assert "includes zero" in out and "no difference" in " ".join(out.split())
     code, out = run(ws, "compare", "q-500", "nope")
-    assert code == 1 and "no group 'nope'" in out
+    assert code == 2 and "no group 'nope'" in out
 
 
 def test_point_bootstrap_is_an_explicit_choice_with_narrower_intervals_and_a_note(ws):
@@ -252,7 +252,7 @@ def test_reference_points_become_groups_of_their_own(ws, tmp_path):
     pct = tmp_path / "pct.csv"
     pd.DataFrame({"group": ["m"], "id": [45.0], "ood": [30.0]}).to_csv(pct, index=False)
     code, out = run(ws, "plot", "trends", "axes", "--reference-points", str(pct))
-    assert code == 1 and "divide by 100" in out
+    assert code == 2 and "divide by 100" in out
 
 
 def test_clipped_and_extrapolated_values_are_said(tmp_path):

@@ -35,9 +35,9 @@ def test_unset_and_unknown_sources_are_clear_errors(tmp_path):
     w = init_workspace(tmp_path / "ws").root
     runner = CliRunner()
     res = runner.invoke(app, ["data", "index", "imagenet", "-w", str(w)])
-    assert res.exit_code == 1 and "root is not set" in res.output and "divrob.toml" in res.output
+    assert res.exit_code == 2 and "root is not set" in res.output and "divrob.toml" in res.output
     res = runner.invoke(app, ["data", "index", "imagenett", "-w", str(w)])
-    assert res.exit_code == 1 and "unknown source 'imagenett'" in res.output
+    assert res.exit_code == 2 and "unknown source 'imagenett'" in res.output
 
 
 def test_taxonomy_depths_json():

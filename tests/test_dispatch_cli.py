@@ -141,7 +141,7 @@ def test_messages_keep_their_brackets(setup, tmp_path):
     recipe = tmp_path / "inet.toml"
     recipe.write_text(RECIPE.replace('name = "scratch"', 'name = "inet"\nsource = "imagenet"\ntotal = 10'))
     res = runner.invoke(app, ["study", "run", str(recipe), "-e", "local", "-w", str(ws.root)])
-    assert res.exit_code == 1 and "put `imagenet = \"/path/to/imagenet\"` under [datasets] in" in res.output
+    assert res.exit_code == 2 and "put `imagenet = \"/path/to/imagenet\"` under [datasets] in" in res.output
 
 
 def test_the_console_reporter_prints_plain_messages_and_colours_the_state():

@@ -103,6 +103,6 @@ def test_rerun_trains_nothing(study):
 def test_unknown_study_and_missing_workspace(study, tmp_path):
     runner, ws, _, _ = study
     res = runner.invoke(app, ["plot", "trends", "nope", "-w", str(ws)])
-    assert res.exit_code == 1 and "no study named 'nope'" in res.output and "tiny" in res.output
+    assert res.exit_code == 2 and "no study named 'nope'" in res.output and "tiny" in res.output
     res = runner.invoke(app, ["study", "run", "x.toml", "-w", str(tmp_path / "none")])
     assert res.exit_code == 1 and "divrob init" in res.output

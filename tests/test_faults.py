@@ -179,7 +179,7 @@ def test_config_mistakes_name_the_key(ws, case):
 
 def test_a_missing_dataset_root_names_the_table_in_brackets(ws, tmp_path):
     r = recipe(tmp_path, with_dist('name = "x"\nsource = "imagenet"\ntotal = 10\n'))
-    out = fails(1, ["imagenet", "[datasets]", "divrob.toml"], "recipes", "build", r, "-w", str(ws))
+    out = fails(2, ["imagenet", "[datasets]", "divrob.toml"], "recipes", "build", r, "-w", str(ws))
     assert "under  in" not in out  # rich markup never eats the bracketed word
 
 
@@ -257,13 +257,13 @@ def _tree_digest(root: Path) -> str:
 # ---- options ------------------------------------------------------------------------------------
 
 OPTION_CASES = {
-    "an unknown format": (1, ["--format", "choose from"], ["results", "--format", "xml"]),
-    "parquet without a file": (1, ["--output"], ["results", "--format", "parquet"]),
-    "a table to a file": (1, ["--output needs"], ["results", "--output", "x.csv"]),
-    "an unknown study": (1, ["no study named 'nope'"], ["results", "--study", "nope"]),
-    "an unknown executor": (1, ["--executor", "choose from"], ["study", "run", "{recipe}", "-e", "nosuch"]),
-    "detach with inline": (1, ["--detach needs a queue"], ["study", "run", "{recipe}", "-e", "inline", "--detach"]),
-    "a bad on-lost policy": (1, ["--on-lost", "fail or requeue"], ["study", "run", "{recipe}", "-e", "local",
+    "an unknown format": (2, ["--format", "choose from"], ["results", "--format", "xml"]),
+    "parquet without a file": (2, ["--output"], ["results", "--format", "parquet"]),
+    "a table to a file": (2, ["--output needs"], ["results", "--output", "x.csv"]),
+    "an unknown study": (2, ["no study named 'nope'"], ["results", "--study", "nope"]),
+    "an unknown executor": (2, ["--executor", "choose from"], ["study", "run", "{recipe}", "-e", "nosuch"]),
+    "detach with inline": (2, ["--detach needs a queue"], ["study", "run", "{recipe}", "-e", "inline", "--detach"]),
+    "a bad on-lost policy": (2, ["--on-lost", "fail or requeue"], ["study", "run", "{recipe}", "-e", "local",
                                                                       "--on-lost", "maybe"]),
     "zero slots": (2, ["--cpu-slots"], ["study", "run", "{recipe}", "--cpu-slots", "0"]),
 }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from divrob.analysis import ALL_OOD
-from divrob.errors import DivrobError
+from divrob.errors import DivrobError, UsageError
 from divrob.store.db import read_connection
 from divrob.store.queries import (
     ID_SPLIT,
@@ -52,7 +52,7 @@ def check_study(con, ws: Workspace, study: str | None) -> None:
     known = studies(con)
     if study not in known:
         hint = f"studies in this workspace: {', '.join(known)}" if known else "this workspace has no results yet"
-        raise DivrobError(f"no study named {study!r} in {ws.db_path}; {hint}")
+        raise UsageError(f"no study named {study!r} in {ws.db_path}; {hint}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def choose_ood(con, study: str | None, ood: str | None) -> str | list[str]:
         raise DivrobError(f"{where} has several OOD splits ({', '.join(splits)}): choose one with --ood SPLIT, "
                           f"or draw one panel each with --facet ood")
     if splits and ood not in splits:
-        raise DivrobError(f"--ood {ood!r}: {where} has no such OOD split; choose from {', '.join(splits)} "
+        raise UsageError(f"--ood {ood!r}: {where} has no such OOD split; choose from {', '.join(splits)} "
                           f"or {ALL_OOD}")
     return ood
 
@@ -123,7 +123,7 @@ def results_table(ws: Workspace, study: str | None, limit: int,
         check_study(con, ws, study)
         split = choose_ood(con, study, ood)
         if not isinstance(split, str):
-            raise DivrobError(f"--ood {ALL_OOD}: the results table shows one OOD split; choose one with --ood "
+            raise UsageError(f"--ood {ALL_OOD}: the results table shows one OOD split; choose one with --ood "
                               f"({', '.join(split)}), or export every split with --format csv --ood {ALL_OOD}")
         facts = task_facts(con, study)
         return (*last_epoch_rows(con, study, limit, split, facts.id_splits), split, facts.metric)

@@ -71,13 +71,13 @@ def ls(
     run reports it, elapsed time, an ETA from the measured rate and, when it failed, why."""
     from divrob.dispatch.jobs import STATES, live_manager
     from divrob.dispatch.monitor import job_views
-    from divrob.errors import DivrobError
+    from divrob.errors import UsageError
     from divrob.workspace import EXECUTORS, open_workspace
 
     if state is not None and state not in STATES:
-        raise DivrobError(f"--state {state!r}: choose from {', '.join(STATES)}")
+        raise UsageError(f"--state {state!r}: choose from {', '.join(STATES)}")
     if watch and as_json:
-        raise DivrobError("--watch and --json do not go together: --json prints once")
+        raise UsageError("--watch and --json do not go together: --json prints once")
     ws = open_workspace(workspace)
     name = _study_name(ws, study)
 

@@ -59,15 +59,16 @@ ReferencePointsOpt = Annotated[Optional[Path], typer.Option(
 
 @contextmanager
 def user_errors():
-    """ValueError from the pure analysis functions is a user mistake here: print it plainly."""
-    from divrob.errors import DivrobError
+    """ValueError from the pure analysis functions is a user mistake here (an option or an input
+    file the analysis cannot take): print it plainly, exit 2."""
+    from divrob.errors import DivrobError, UsageError
 
     try:
         yield
     except DivrobError:
         raise
     except ValueError as e:
-        raise DivrobError(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 @dataclass
@@ -86,13 +87,13 @@ class Reading:
     @classmethod
     def parse(cls, *, reference=None, reference_points=None, **kw) -> "Reading":
         """Validated options; bad ones raise DivrobError saying what to write instead."""
-        from divrob.errors import DivrobError
+        from divrob.errors import UsageError
 
         r = cls(**kw)
         if r.transform not in TRANSFORMS:
-            raise DivrobError(f"--transform {r.transform!r}: choose from {', '.join(TRANSFORMS)}")
+            raise UsageError(f"--transform {r.transform!r}: choose from {', '.join(TRANSFORMS)}")
         if r.unit not in BOOTSTRAP_UNITS:
-            raise DivrobError(f"--bootstrap {r.unit!r}: choose from {', '.join(BOOTSTRAP_UNITS)}")
+            raise UsageError(f"--bootstrap {r.unit!r}: choose from {', '.join(BOOTSTRAP_UNITS)}")
         if reference or reference_points is not None:
             from divrob.analysis.references import load_reference_points, parse_references
 
@@ -120,7 +121,7 @@ def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool 
     from divrob.analysis.report import study_points
     from divrob.analysis.studies import resolve_study
     from divrob.analysis.where import apply_where, parse_where
-    from divrob.errors import DivrobError
+    from divrob.errors import UsageError
     from divrob.store.queries import SCORE_COLUMNS
 
     scores = SCORE_COLUMNS
@@ -135,20 +136,20 @@ def load_points(ws, study: str | None, where: str | None, *, for_analysis: bool 
         before = len(points)
         points = apply_where(points, where)
         if before and points.empty:
-            raise DivrobError(f"--where {where!r} matched none of the {before} result rows")
+            raise UsageError(f"--where {where!r} matched none of the {before} result rows")
     return points
 
 
 def check_ood(ood: str | None, facet: str | None) -> str | None:
     """The OOD split a trend command reads: every one for `--facet ood`, else the one asked."""
-    from divrob.errors import DivrobError
+    from divrob.errors import UsageError
 
     if facet == "ood":
         if ood is not None:
-            raise DivrobError(f"--ood {ood!r} with --facet ood: the facets are the OOD splits; drop one of the two")
+            raise UsageError(f"--ood {ood!r} with --facet ood: the facets are the OOD splits; drop one of the two")
         return ALL_OOD
     if ood == ALL_OOD:
-        raise DivrobError(f"--ood {ALL_OOD} would pool every OOD split into one trend; draw one panel each "
+        raise UsageError(f"--ood {ALL_OOD} would pool every OOD split into one trend; draw one panel each "
                           f"with --facet ood")
     return ood
 
@@ -264,23 +265,23 @@ def results(
     import json
 
     from divrob.cli.analysis_tables import SUMMARY_ROWS, print_results_table, print_summary
-    from divrob.errors import DivrobError
+    from divrob.errors import UsageError
     from divrob.fileio import atomic_path
     from divrob.workspace import open_workspace
 
     if fmt not in FORMATS:
-        raise DivrobError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
-        raise DivrobError("--format parquet writes a binary file: give it a path with --output FILE.parquet")
+        raise UsageError("--format parquet writes a binary file: give it a path with --output FILE.parquet")
     ws = open_workspace(workspace)
     if fmt == "tensorboard":
         _tensorboard(ws, study, where, output)
         return
     if fmt == "table":
         if output is not None:
-            raise DivrobError("--output needs --format csv, json or parquet")
+            raise UsageError("--output needs --format csv, json or parquet")
         if ood == ALL_OOD:
-            raise DivrobError(f"--ood {ALL_OOD}: the table shows one OOD split; export every one with "
+            raise UsageError(f"--ood {ALL_OOD}: the table shows one OOD split; export every one with "
                               f"--format csv (or json, parquet)")
         if where:
             print_summary(load_points(ws, study, where, ood=ood))
@@ -343,11 +344,11 @@ def trends(
     """OOD vs ID score (the task's metric) per fine-tuning epoch: one linear trend per group with
     its bootstrap band, and each group's effective robustness against the baseline."""
     from divrob.analysis.studies import resolve_study
-    from divrob.errors import DivrobError
+    from divrob.errors import UsageError
     from divrob.workspace import open_workspace
 
     if bands not in BAND_STYLES:
-        raise DivrobError(f"--bands {bands!r}: choose from {', '.join(BAND_STYLES)}")
+        raise UsageError(f"--bands {bands!r}: choose from {', '.join(BAND_STYLES)}")
     reading = Reading.parse(group_by=group_by, baseline=baseline, transform=transform, unit=bootstrap,
                             n_boot=n_boot, seed=seed, reference=reference, reference_points=reference_points)
     ws = open_workspace(workspace)

@@ -19,7 +19,7 @@ from typing import Any
 
 from divrob.dispatch.jobs import Job, live_manager, logs_dir, wake
 from divrob.dispatch.scheduler import SLURM_OVERRIDES
-from divrob.errors import DivrobError
+from divrob.errors import DivrobError, UsageError
 from divrob.progress import SILENT, Reporter
 from divrob.workspace import EXECUTORS, Workspace
 
@@ -41,7 +41,7 @@ class LaunchRequest:
         if unknown:
             raise DivrobError(f"unknown executor option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
         if self.options.get("on_lost") not in (None, "fail", "requeue"):
-            raise DivrobError(f"--on-lost {self.options['on_lost']!r}: choose fail or requeue")
+            raise UsageError(f"--on-lost {self.options['on_lost']!r}: choose fail or requeue")
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -155,9 +155,9 @@ def launch_study(request: LaunchRequest, reporter: Reporter = SILENT, *, in_back
     if request.retry and executor == "inline":  # retrying needs the queue; inline has none
         executor = "local"
     if executor not in EXECUTORS:
-        raise DivrobError(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
+        raise UsageError(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
     if executor == "inline" and request.detach:
-        raise DivrobError("--detach needs a queue: use --executor local, submitit-local or slurm")
+        raise UsageError("--detach needs a queue: use --executor local, submitit-local or slurm")
     recipe = load_recipe(request.recipe)
     if executor == "inline":
         return _inline(ws, recipe, reporter)

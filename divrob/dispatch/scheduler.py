@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from divrob.dispatch.jobs import live_manager, logs_dir, wake
-from divrob.errors import DivrobError
+from divrob.errors import DivrobError, UsageError
 from divrob.progress import SILENT, Reporter
 from divrob.workspace import EXECUTORS, Workspace
 
@@ -34,7 +34,7 @@ def make_backend(ws: Workspace, executor: str, opts: dict[str, Any]):
         over = {k: opts[k] for k in SLURM_OVERRIDES if opts.get(k) not in (None, "")}
         cfg = ws.config.slurm.model_copy(update=over)
         return SubmititBackend(ws, executor, cfg, parallelism=opts.get("cpu_slots") if executor != "slurm" else None)
-    raise DivrobError(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
+    raise UsageError(f"--executor {executor!r}: choose from {', '.join(EXECUTORS)}")
 
 
 def make_manager(ws: Workspace, executor: str, opts: dict[str, Any], reporter: Reporter = SILENT):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from divrob.errors import SourceError
+from divrob.errors import SourceError, SourceNameError
 from divrob.progress import SILENT, Reporter
 from divrob.workspace import Workspace
 
@@ -68,7 +68,7 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
     if name in ("imagenet", "inat2017"):
         root = ws.dataset_root(name)
         if root is None:
-            raise SourceError(
+            raise SourceNameError(
                 f"source {name!r}: its root is not set; put `{name} = \"/path/to/{name}\"` "
                 f"under [datasets] in {ws.config_path}"
             )
@@ -79,7 +79,7 @@ def source_root(ws: Workspace, name: str, reporter: Reporter = SILENT) -> Path:
 
             return train_dir(root)
         return root
-    raise SourceError(f"unknown source {name!r}; choose from {', '.join(BUILTIN)}, folder:<name> or domainnet:<domain>")
+    raise SourceNameError(f"unknown source {name!r}; choose from {', '.join(BUILTIN)}, folder:<name> or domainnet:<domain>")
 
 
 def generated_root(ws: Workspace, name: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from divrob.errors import DivrobError
+from divrob.errors import DivrobError, UsageError
 from divrob.progress import SILENT, Reporter
 from divrob.workspace import Workspace
 
@@ -20,7 +20,7 @@ PHASES = ("pretrain", "finetune", "eval")  # the CLI's choices
 
 def check_phase(phase: str) -> None:
     if phase not in PHASES:
-        raise DivrobError(f"--phase {phase!r}: choose from {', '.join(PHASES)}")
+        raise UsageError(f"--phase {phase!r}: choose from {', '.join(PHASES)}")
 
 
 def images_of(ws: Workspace, name: str, split: str | None, reporter: Reporter = SILENT):
@@ -36,7 +36,7 @@ def images_of(ws: Workspace, name: str, split: str | None, reporter: Reporter = 
         s = get_task(ws, name, reporter).split(split or "train")
         return list(s.paths), np.asarray(s.labels, dtype=np.int64)
     if split is not None:
-        raise DivrobError(f"--split {split!r}: only a downstream task ({', '.join(task_names())}) has splits")
+        raise UsageError(f"--split {split!r}: only a downstream task ({', '.join(task_names())}) has splits")
     from divrob.sources import source_index, source_root
 
     df = source_index(ws, name, reporter)
