@@ -56,6 +56,33 @@ def test_one_event_file_per_run_with_metrics_per_epoch_and_the_spec(ws, tmp_path
     assert json.loads(text.strip("`\n")) == json.loads(spec)
 
 
+@pytest.mark.slow
+def test_the_id_score_is_on_the_task_s_own_id_split(tmp_path):
+    # Camelyon17's ID split is id_val: its ID/score must be the id_val score, not id_test's
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cam = make_results_workspace(tmp_path / "ws", study="cam", downstream="wilds:camelyon17", archs=("resnet18",),
+                                 epochs=2)
+    out = tmp_path / "tb"
+    res = CliRunner().invoke(app, ["results", "--study", "cam", "--format", "tensorboard", "--output", str(out),
+                                   "-w", str(cam.root)])
+    assert res.exit_code == 0, res.output
+    con = duckdb.connect(str(cam.db_path), read_only=True)
+    try:
+        rows = con.execute("SELECT run_id, epoch, split, score FROM epochs WHERE phase = 'finetune'").fetchall()
+    finally:
+        con.close()
+    for run_dir in {f.parent for f in out.rglob("events.out.tfevents.*")}:
+        acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        run_id = next(r for r, *_ in rows if run_dir.name.endswith(r[:8]))
+        want = sorted((e, v) for r, e, s, v in rows if r == run_id and s == "id_val")
+        assert want and [(e.step, e.value) for e in acc.Scalars("ID/score")] == [
+            (ep, pytest.approx(v, abs=1e-6)) for ep, v in want]
+        assert "OOD/id_test/score" not in acc.Tags()["scalars"]
+
+
 def test_missing_extra_and_bad_options_are_clear_errors(ws, tmp_path, monkeypatch):
     runner = CliRunner()
     res = runner.invoke(app, ["results", "--format", "tensorboard", "-w", str(ws.root)])

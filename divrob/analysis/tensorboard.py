@@ -3,7 +3,8 @@
 Each run gets a directory `<study>/<distribution>/<arch>-seed<seed>-<run id[:8]>` (runs of no
 study: `runs/<run id>`) holding one event file with, per epoch (the step), every recorded metric
 of every split as `<phase>/<split>/<metric>`, the fine-tuning ID and OOD scores (the task's own
-metric) as `ID/score` and `OOD/<split>/score`, and the spec (and provenance, when recorded) as
+metric) as `ID/score` (on the task's own ID split: Camelyon17's is id_val) and
+`OOD/<split>/score`, and the spec (and provenance, when recorded) as
 text. Exporting again replaces a run's event file.
 
 Needs the `tensorboard` extra (`pip install 'divrob[tensorboard]'`); it writes through
@@ -16,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from divrob.analysis.studies import task_facts
 from divrob.errors import DivrobError
 from divrob.store.db import read_connection
 from divrob.store.ingest import METRIC_COLUMNS
@@ -54,7 +56,9 @@ def export_tensorboard(ws: Workspace, out_dir: Path, study: str | None = None) -
             "SELECT run_id, study, distribution, arch, seed FROM study_runs WHERE (? IS NULL OR study = ?) "
             "ORDER BY study, distribution, arch, seed, run_id", [study, study]).fetchall()
         where = "WHERE run_id IN (SELECT run_id FROM study_runs WHERE study = ?)" if study else ""
-        runs = con.execute(f"SELECT run_id, spec FROM runs {where} ORDER BY run_id", [study] if study else []).fetchall()
+        runs = con.execute(f"SELECT run_id, spec, downstream FROM runs {where} ORDER BY run_id",
+                           [study] if study else []).fetchall()
+        id_splits = task_facts(con, study).id_splits
         prov = dict(con.execute(f"SELECT run_id, data FROM provenance {where}", [study] if study else []).fetchall())
         cols = ", ".join(METRIC_COLUMNS)
         epochs = con.execute(f"SELECT run_id, phase, epoch, split, {cols} FROM epochs {where} "
@@ -68,7 +72,8 @@ def export_tensorboard(ws: Workspace, out_dir: Path, study: str | None = None) -
     for row in epochs:
         by_run.setdefault(row[0], []).append(row)
     written = []
-    for run_id, spec in runs:
+    for run_id, spec, task in runs:
+        id_split = id_splits.get(task, ID_SPLIT)
         log_dir = out_dir / place.get(run_id, Path("runs") / _safe(run_id))
         log_dir.mkdir(parents=True, exist_ok=True)
         for old in log_dir.glob("events.out.tfevents.*"):
@@ -85,7 +90,7 @@ def export_tensorboard(ws: Workspace, out_dir: Path, study: str | None = None) -
                         w.add_scalar(f"{phase}/{split}/{name}", float(value), int(epoch))
                 score = values[METRIC_COLUMNS.index("score")]
                 if phase == "finetune" and score is not None:
-                    if split == ID_SPLIT:
+                    if split == id_split:
                         w.add_scalar("ID/score", float(score), int(epoch))
                     elif split not in NOT_OOD:
                         w.add_scalar(f"OOD/{split}/score", float(score), int(epoch))
