@@ -54,3 +54,28 @@ def test_ddp_shards_cover_each_global_batch_once():
     threaded = list(stream_batches(data, 4, order, threads=3))
     assert [t.images.numpy().tobytes() for t in threaded] == [
         data.images[np.sort(order[s * 4:(s + 1) * 4])].tobytes() for s in range(3)]
+
+
+def test_a_run_leaves_torch_s_thread_count_as_it_found_it(tmp_path):
+    # [compute] threads applies to the run only: an inline run in the TUI or a test process must
+    # not leave every later computation on one thread (it did; tests then saw other rounding)
+    from divrob.errors import DivrobError
+    from divrob.runs.execute import execute_run
+    from divrob.runs.spec import RunSpec
+    from divrob.workspace import init_workspace, open_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    config = root / "divrob.toml"
+    config.write_text(config.read_text().replace("threads = 0", "threads = 1", 1))
+    ws = open_workspace(root)
+    assert ws.config.compute.threads == 1
+    spec = RunSpec(arch="resnet18", seed=0, downstream="iwildcam", finetune=finetune_config("resnet18"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(DivrobError):  # no iWildCam root here: the run fails once it has set its threads
+            execute_run(ws, spec)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -122,8 +122,19 @@ def execute_run(ws: Workspace, spec: RunSpec, reporter: Reporter = SILENT, *, cl
 def _execute(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist) -> None:
     import torch
 
+    threads = torch.get_num_threads()
     if ws.config.compute.threads:
         torch.set_num_threads(ws.config.compute.threads)
+    try:
+        _on_device(ws, spec, rd, reporter, dist)
+    finally:
+        # a run inside a longer-lived process (inline in the TUI, a test) leaves its thread count
+        torch.set_num_threads(threads)
+
+
+def _on_device(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist) -> None:
+    import torch
+
     device = pick_device(ws, dist)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once per shape
