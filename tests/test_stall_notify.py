@@ -141,3 +141,35 @@ def test_notify_config_is_validated(tmp_path):
     cfg.write_text(cfg.read_text().replace('command = "notify-send divrob"', 'webhook = "ftp://x"'))
     with pytest.raises(WorkspaceError, match="not an http"):
         open_workspace(ws.root)
+
+
+def test_a_long_first_decode_is_the_run_s_heartbeat(tmp_path):
+    # Before training reports progress, a run decoding a large manifest for the first time says
+    # nothing for many minutes; its decode progress goes to the run's log, whose time the manager
+    # reads as a heartbeat, so the job is not marked stalled meanwhile.
+    import numpy as np
+    from conftest import jpeg_bytes
+
+    from divrob.progress import SILENT
+    from divrob.runs.execute import HeartbeatReporter
+    from divrob.runs.rundir import RunDir
+    from divrob.train.data import decode_images
+
+    paths = []
+    for i in range(600):
+        p = tmp_path / "img" / f"{i}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(jpeg_bytes(i % 4))
+        paths.append(p)
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir()
+    decode_images(paths, np.zeros(600, np.int64), 8, tmp_path / "cache", HeartbeatReporter(SILENT, rd, every_s=0.0),
+                  description="decoding manifest 3f2a1b9c")
+    lines = rd.log_path.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "decoding manifest 3f2a1b9c: 256 of 600", "decoding manifest 3f2a1b9c: 512 of 600",
+        "decoding manifest 3f2a1b9c: 600 of 600"]
+    quiet = RunDir(tmp_path / "quiet")  # a beat at most once a minute: a short decode writes nothing
+    quiet.path.mkdir()
+    decode_images(paths[:300], np.zeros(300, np.int64), 8, tmp_path / "cache2", HeartbeatReporter(SILENT, quiet))
+    assert not quiet.log_path.exists()

@@ -54,6 +54,48 @@ def check_unreadable(ws: Workspace, rd: RunDir, reporter: Reporter, what: str, p
                        "remove them (then re-index the source), or raise the limit")
 
 
+HEARTBEAT_S = 60.0  # a long decode logs its progress this often: the run's heartbeat
+
+
+class HeartbeatReporter:
+    """A reporter that also writes a line to the run's log, at most every `every_s` seconds,
+    while a task advances ("decoding manifest 3f2a1b9c: 256,000 of 1,281,167"). The first decode
+    of a large manifest can take longer than `stall_minutes`, and before training starts a run
+    reports no other progress: the log's time is then its heartbeat (dispatch.manager)."""
+
+    def __init__(self, inner: Reporter, rd: RunDir, every_s: float = HEARTBEAT_S) -> None:
+        self.inner, self.rd, self.every_s = inner, rd, every_s
+
+    def task(self, description: str, total: int | None = None):
+        return _HeartbeatTask(self, self.inner.task(description, total), description, total)
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+
+
+class _HeartbeatTask:
+    def __init__(self, owner: HeartbeatReporter, inner, description: str, total: int | None) -> None:
+        self.owner, self.inner, self.description, self.total = owner, inner, description, total
+        self.done, self.last = 0, time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.owner.every_s:
+            self.last = now
+            of = f" of {self.total:,}" if self.total else ""
+            self.owner.rd.log(f"{self.description}: {self.done:,}{of}")
+
+    def update(self, *, total: int | None = None, description: str | None = None) -> None:
+        self.inner.update(total=total, description=description)
+        self.total = total if total is not None else self.total
+        self.description = description or self.description
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def _pretrain_data(ws: Workspace, spec: RunSpec, reporter: Reporter, rd: RunDir):
     import numpy as np
 
@@ -177,9 +219,10 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
     in_finetune = last is not None and last.get("phase") == "finetune"
     pretrained_path = rd.checkpoints / PRETRAINED
 
+    decoding = HeartbeatReporter(reporter, rd)  # a long first decode keeps the run's heartbeat
     if spec.manifest_id is not None and not in_finetune and not pretrained_path.exists():
         with dist.main_first():  # rank 0 fills the decode cache, the others then read it
-            data = _pretrain_data(ws, spec, reporter, rd)
+            data = _pretrain_data(ws, spec, decoding, rd)
         torch.manual_seed(spec.seed)
         model = build_model(spec.arch, spec.pretrain_classes)
         rd.log(f"pretrain: {spec.arch} on manifest {spec.manifest_id} ({int(data.train.valid.sum())} images)")
@@ -192,7 +235,7 @@ def _phases(ws: Workspace, spec: RunSpec, rd: RunDir, reporter: Reporter, dist, 
         dist.barrier()  # nobody reads pretrained.pt before rank 0 has written it
 
     with dist.main_first():
-        num_classes, data = _finetune_data(ws, spec, reporter, rd)
+        num_classes, data = _finetune_data(ws, spec, decoding, rd)
     torch.manual_seed(spec.seed)
     if spec.weights is not None:  # external weights instead of pre-training (divrob.train.weights)
         from divrob.train.weights import build_initial_model
