@@ -150,8 +150,8 @@ def test_cli_tui_exits_nonzero_after_a_fatal_workspace_error(tmp_path, monkeypat
 
     seen = {}
 
-    def fake_run(workspace=None, recipe=None):
-        seen["args"] = (workspace, recipe)
+    def fake_run(workspace=None, recipe=None, start="recipes"):
+        seen["args"] = (workspace, recipe, start)
         return 1
 
     monkeypatch.setattr(tui_app, "run", fake_run)
@@ -161,6 +161,10 @@ def test_cli_tui_exits_nonzero_after_a_fatal_workspace_error(tmp_path, monkeypat
     assert result.exit_code == 1 and seen["args"][1] == recipe
     result = CliRunner().invoke(cli, ["tui", str(tmp_path / "missing.toml")])
     assert result.exit_code == 2 and "does not exist" in result.output
+    result = CliRunner().invoke(cli, ["tui", "--screen", "trends", "-w", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and seen["args"][2] == "trends"  # opens on the screen asked for
+    result = CliRunner().invoke(cli, ["tui", "--screen", "graphs"])
+    assert result.exit_code == 2 and "--screen 'graphs': choose from recipes, study, jobs, results, trends" in result.output
 
 
 # ---- 2: progress and ETA --------------------------------------------------------------------
@@ -548,3 +552,14 @@ async def test_facets_draw_one_panel_per_value(ws):
         await pilot.press("f")  # and back to one panel
         await settle(pilot)
         assert screen.facet is None and screen.facets is None
+
+
+def test_group_names_are_cut_in_the_middle_so_sweep_values_stay_apart():
+    # cut at the end, imagenet-5000 and imagenet-50000 both read "imagenet-5000" beside the plot
+    from divrob.tui.components.tables import fit_name
+
+    names = ["imagenet-5000", "imagenet-50000", "imagenet-100000", "imagenet-150000", "scratch", "shapes-large"]
+    fitted = [fit_name(n, 13) for n in names]
+    assert len(set(fitted)) == len(names) and all(len(f) <= 13 for f in fitted)
+    assert fitted[0] == "imagenet-5000" and fitted[4] == "scratch"  # short enough: unchanged
+    assert fitted[1].endswith("50000") and "…" in fitted[1] and fitted[3].endswith("-150000")

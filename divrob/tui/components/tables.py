@@ -14,6 +14,15 @@ from rich.cells import cell_len
 from rich.text import Text
 
 
+def fit_name(name: str, width: int) -> str:
+    """`name` in at most `width` characters, cut in the middle ("image…-150000"): the end of a
+    group name is what tells sweep values apart (imagenet-5000 and imagenet-50000), so it stays."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2 - 1
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
 def _width(cell: Any) -> int:
     return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
 

@@ -21,7 +21,7 @@ from divrob.tui.components.base import Done, StoreScreen
 from divrob.tui.components.nav_bar import NavBar
 from divrob.tui.components.path_prompt import PathPrompt
 from divrob.tui.components.progress_panel import ProgressPanel
-from divrob.tui.components.tables import fill_table
+from divrob.tui.components.tables import fill_table, fit_name
 
 
 def signed(x: float) -> str:
@@ -32,6 +32,7 @@ def signed(x: float) -> str:
 ALL = "*all*"
 
 
+NAME_WIDTH = 13  # a group's name in the effective-robustness table (beside the plot at 80 columns)
 MAX_DRAWN = 2000  # points per group: a terminal shows no more (80x24 cells of 2x4 dots)
 
 
@@ -198,7 +199,7 @@ class TrendsScreen(StoreScreen):
         plot.refresh()
         if g.trends:
             self.call_after_refresh(self._painted)
-        rows = [(Text(name[:13], style=RICH_COLORS.get(self.group_colors[name], "")), "…", "")
+        rows = [(Text(fit_name(name, NAME_WIDTH), style=RICH_COLORS.get(self.group_colors[name], "")), "…", "")
                 for name in g.points]
         rows.append((Text(f"reading {g.n:,} points…", style="dim"), "", ""))
         fill_table(self.query_one("#er", DataTable), ("group", "ER", "95% CI"), rows)
@@ -360,7 +361,7 @@ class TrendsScreen(StoreScreen):
         for g, r in a.groups.items():
             if g not in shown:
                 continue
-            name = Text(g[:13], style=RICH_COLORS.get(self.group_colors.get(g, ""), ""))
+            name = Text(fit_name(g, NAME_WIDTH), style=RICH_COLORS.get(self.group_colors.get(g, ""), ""))
             if r.er is None:
                 rows.append((name, "-", "-"))
                 continue
