@@ -143,38 +143,3 @@ async def test_trends_draws_the_glance_before_the_full_load_is_done(tmp_path):
         assert _lines(screen.analysis.trends) == pytest.approx(_lines(expected.trends), rel=1e-12)
         cells = [str(er.get_row_at(i)[0]) for i in range(er.row_count)]
         assert not any(c.startswith("reading") for c in cells)
-
-
-@pytest.mark.slow
-@pytest.mark.anyio
-async def test_an_app_that_opens_elsewhere_reads_the_glance_ahead_for_key_5(tmp_path):
-    from test_tui_helpers import NOW, settle
-
-    from divrob.tui.adapter import DivrobAdapter
-    from divrob.tui.app import PREFETCH_AFTER_S, DivrobApp
-
-    ws = make_results_workspace(tmp_path / "ws", study="s", groups=GROUPS)
-    reads = []
-
-    class Counting(DivrobAdapter):
-        def _first_glance(self):
-            reads.append(threading.current_thread().name)
-            return super()._first_glance()
-
-    adapter = Counting(ws.root, clock=lambda: NOW)
-    app = DivrobApp(adapter=adapter, start="recipes", refresh_s=3600)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.pause(PREFETCH_AFTER_S + 0.2)
-        for _ in range(200):  # read in the background, a second after start-up
-            if adapter._early_glance is not None and adapter._early_glance.done():
-                break
-            await pilot.pause(0.02)
-        assert reads == ["divrob-first-glance"]
-        await pilot.press("5")
-        await settle(pilot)
-        screen = app.screen
-        assert type(screen).__name__ == "TrendsScreen" and screen.painted_trends is not None
-        assert reads == ["divrob-first-glance"]  # Trends took what was read ahead, no second read
-        assert screen.glance is not None and set(screen.glance.trends) == {"scratch", "shapes-25000", "shapes-500"}
-        assert screen.analysis is not None  # and the full analysis followed

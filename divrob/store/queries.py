@@ -163,14 +163,16 @@ def _scores(con, columns, ood: str | list[str], id_splits: dict[str, str]) -> di
             FROM {_RUN_ROWS} r JOIN epochs e ON e.run_id = r.run_id AND e.phase = 'finetune'
             WHERE e.split IN ({', '.join('?' for _ in splits)})
             GROUP BY r.k, e.epoch {having}
+            ORDER BY r.k, e.epoch
         """
         parts.append(con.execute(sql, [*pick_params, *splits, *([split] if having else [])]).fetchnumpy())
     # Columns with NULLs come back as masked arrays: a missing score is NaN here.
     out = {name: np.concatenate([(np.ma.filled(np.ma.asarray(p[name]).astype(np.float64), np.nan)
                                   if name in _SCORES else np.ma.getdata(p[name]).astype(np.int64))
                                  for p in parts]) for name in parts[0]}
-    order = np.lexsort((out["epoch"], out["ood"], out["k"]))
-    out = {name: values[order] for name, values in out.items()}
+    if len(parts) > 1:  # each part is in (k, epoch) order (sorted by DuckDB, off the GIL)
+        order = np.lexsort((out["epoch"], out["ood"], out["k"]))
+        out = {name: values[order] for name, values in out.items()}
     if isinstance(ood, str):
         del out["ood"]
     return out

@@ -149,8 +149,7 @@ class DivrobAdapter:
         self.clock = clock
         self._store = _ReadWriteLock()
         self._open_lock = threading.Lock()
-        self._early_glance = None  # a Future of first_glance, begun before Trends asks for it
-        self._glance_asked = False  # Trends has asked for its first glance (it asks once)
+        self._early_glance = None  # a Future of first_glance, begun before the screens exist
 
     # ---- the workspace ---------------------------------------------------------------------
 
@@ -375,12 +374,11 @@ class DivrobAdapter:
     def begin_first_glance(self) -> None:
         """Start `first_glance` in a thread now: an app that opens on Trends calls this before
         Textual's own start-up, which the reading of the store (it releases the interpreter)
-        then overlaps; one that opens elsewhere, a second after. The next `first_glance` returns
-        its result or raises its error; once Trends has asked, this does nothing."""
+        then overlaps. The next `first_glance` returns its result or raises its error. (Reading
+        it ahead for an app that opens elsewhere was tried: it slowed that screen's own first
+        paint by a second on a big study, so Trends reads when it is opened.)"""
         from concurrent.futures import Future
 
-        if self._early_glance is not None or self._glance_asked:
-            return  # begun already, or Trends has read its own
         future: Future = Future()
         self._early_glance = future
 
@@ -396,7 +394,6 @@ class DivrobAdapter:
         """The studies, the store's stamp and the first study's trends at a glance (every
         distribution's points and least-squares line, read without pandas: `analysis.glance`),
         in one call: what Trends draws first on a big study."""
-        self._glance_asked = True
         early, self._early_glance = self._early_glance, None
         return early.result() if early is not None else self._first_glance()
 

@@ -31,9 +31,6 @@ def _lazy(module: str, cls: str) -> Callable[[], Screen]:
     return make
 
 
-PREFETCH_AFTER_S = 1.0  # after start-up, Trends' first glance is read in the background
-
-
 class DivrobApp(App):
     TITLE = "divrob"
     MODES = {
@@ -70,14 +67,6 @@ class DivrobApp(App):
         # screen's workers open it, and so does this one for the name in the nav bar.
         self.switch_mode(self.start_mode)
         self.run_worker(self._open_workspace, thread=True, exit_on_error=False, name="open workspace")
-        if self.start_mode != "trends":
-            # once the first screen is up, read what Trends draws first, so that key 5 shows the
-            # trends of a big study at once (Trends takes it, or reads afresh if it comes sooner)
-            self.set_timer(PREFETCH_AFTER_S, self._prefetch_trends)
-
-    def _prefetch_trends(self) -> None:
-        if not self.workspace_failed:
-            self.adapter.begin_first_glance()
 
     def _open_workspace(self) -> None:
         try:
