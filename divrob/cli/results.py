@@ -299,8 +299,10 @@ def results(
             points.to_parquet(tmp, index=False)
         err_console.print(f"{len(points)} rows written to {output}", markup=False)
         return
-    text = (points.to_csv(index=False) if fmt == "csv"
-            else json.dumps(json.loads(points.to_json(orient="records")), indent=2) + "\n")
+    if fmt == "csv":
+        _write_csv(points, output)
+        return
+    text = json.dumps(json.loads(points.to_json(orient="records")), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -308,6 +310,27 @@ def results(
 
         write_text_atomic(output, text)
         err_console.print(f"{len(points)} rows written to {output}", markup=False)
+
+
+def _write_csv(points, output: Path | None) -> None:
+    """Every row as CSV (fileio.write_csv: DuckDB writes it) to `output`, or to stdout."""
+    import shutil
+    import sys
+    import tempfile
+
+    from divrob.fileio import atomic_path, write_csv
+
+    if output is not None:
+        with atomic_path(output) as tmp:
+            write_csv(points, tmp)
+        err_console.print(f"{len(points)} rows written to {output}", markup=False)
+        return
+    with tempfile.TemporaryDirectory(prefix="divrob-csv-") as tmp:
+        path = Path(tmp) / "rows.csv"
+        write_csv(points, path)
+        with open(path, encoding="utf-8") as f:
+            shutil.copyfileobj(f, sys.stdout, 1 << 20)
+        sys.stdout.flush()
 
 
 def _tensorboard(ws, study: str | None, where: str | None, output: Path | None) -> None:

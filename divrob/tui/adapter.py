@@ -446,7 +446,9 @@ class DivrobAdapter:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             if path.suffix.lower() == ".csv":
-                df.to_csv(tmp, index=False)
+                from divrob.fileio import write_csv
+
+                write_csv(df, tmp)
             else:
                 df.to_parquet(tmp, index=False)
         return path
