@@ -501,11 +501,10 @@ def test_a_big_group_is_drawn_thinned_with_its_extremes():
     import numpy as np
 
     from divrob.plots.terminal import TrendPanel
-    from divrob.tui.components.trends_screen import thinned
 
     x = np.linspace(0.1, 0.9, 100_000)
     y = x[::-1].copy()
-    panel = thinned(TrendPanel("probit", {"big": (x, y), "small": (x[:10], y[:10])}), limit=500)
+    panel = TrendPanel("probit", {"big": (x, y), "small": (x[:10], y[:10])}).thinned(limit=500)
     bx, by = panel.points["big"]
     assert 500 <= len(bx) <= 504 and (bx.min(), bx.max(), by.min(), by.max()) == (0.1, 0.9, 0.1, 0.9)
     assert len(panel.points["small"][0]) == 10 and panel.ranges() == TrendPanel("probit", {"big": (x, y)}).ranges()

@@ -33,26 +33,6 @@ ALL = "*all*"
 
 
 NAME_WIDTH = 13  # a group's name in the effective-robustness table (beside the plot at 80 columns)
-MAX_DRAWN = 2000  # points per group: a terminal shows no more (80x24 cells of 2x4 dots)
-
-
-def thinned(panel, limit: int = MAX_DRAWN):
-    """The panel with at most `limit` points per group, evenly spread and the extremes kept (so
-    the axes do not change): a 100,000-run study draws in a blink. The fits use every point."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    out = {}
-    for g, (x, y) in panel.points.items():
-        if len(x) > limit:
-            keep = np.unique(np.concatenate([np.linspace(0, len(x) - 1, limit).astype(int),
-                                             [x.argmin(), x.argmax(), y.argmin(), y.argmax()]]))
-            x, y = x[keep], y[keep]
-        out[g] = (x, y)
-    return replace(panel, points=out)
-
-
 def draw_facets(plt, panels: dict, shown: list[str], colors: dict[str, str], size=None,
                 bands: str = "lines") -> None:
     """One panel per facet value side by side on the widget's figure, each titled by its value."""
@@ -67,7 +47,7 @@ def draw_facets(plt, panels: dict, shown: list[str], colors: dict[str, str], siz
         panel = replace(panel, points={g: v for g, v in panel.points.items() if g in keep},
                         trends={g: v for g, v in panel.trends.items() if g in keep},
                         bands={g: v for g, v in panel.bands.items() if g in keep})
-        draw(plt.subplot(1, k), thinned(panel), colors=colors, bands=bands, title=name,
+        draw(plt.subplot(1, k), panel, colors=colors, bands=bands, title=name,
              width=width // len(panels), height=height)
 
 
@@ -78,7 +58,7 @@ def draw_trends(plt, analysis, shown: list[str], colors: dict[str, str], size=No
     from divrob.plots.terminal import panel_of
 
     width, height = (size.width, size.height) if size else (None, None)
-    draw(plt, thinned(panel_of(analysis, shown)), colors=colors, bands=bands,
+    draw(plt, panel_of(analysis, shown), colors=colors, bands=bands,
          title=f"OOD vs ID ({analysis.transform})", width=width, height=height)
 
 
@@ -193,7 +173,7 @@ class TrendsScreen(StoreScreen):
         self.group_colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(g.points)}
         plot = self.query_one("#plot", PlotextPlot)
         plot.plt.clear_figure()
-        draw(plot.plt, thinned(TrendPanel(g.transform, g.points, g.trends, metric=g.metric)),
+        draw(plot.plt, TrendPanel(g.transform, g.points, g.trends, metric=g.metric),
              colors=self.group_colors, bands=self.bands, title=f"OOD vs ID ({g.transform})",
              width=plot.size.width, height=plot.size.height)
         plot.refresh()
