@@ -15,7 +15,15 @@ from scipy.special import ndtr, ndtri
 from divrob.analysis.robustness import analyse
 from divrob.analysis.trends import Trend
 from divrob.plots.export import export_panels, export_residuals, export_trends, trend_figure
-from divrob.plots.terminal import draw_trends, panel_of, render_residuals, render_trends, x_title, y_title
+from divrob.plots.terminal import (
+    TrendPanel,
+    draw_trends,
+    panel_of,
+    render_residuals,
+    render_trends,
+    x_title,
+    y_title,
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 GROUPS = {"scratch": (0.9, -0.7), "imagenet-1k": (0.8, -0.3), "shapes-2000-with-a-long-name": (0.85, -0.5)}
@@ -218,3 +226,24 @@ def test_render_residuals_legend_below_and_epoch_axis(residuals, width, height):
     assert "resnet18" in legend and "resnet50" in legend and "baseline trend" in legend
     assert not any("resnet" in line for line in plot)
     assert "fine-tuning epoch" in "\n".join(plot) and "12" in plot[-2]
+
+
+@pytest.mark.parametrize("n", [50, 5000])
+def test_exported_lines_stay_visible_over_a_dense_cloud(n):
+    # with a few points per group the points go on top; with thousands (a big study) they would
+    # hide every line, so they get small, faint and rasterised, and the lines go on top of them
+    from matplotlib.collections import PathCollection
+
+    from divrob.analysis.trends import fit_trend
+    from divrob.plots.export import DENSE_POINTS
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, n)
+    y = np.clip(x - 0.1 + rng.normal(0, 0.03, n), 0.01, 0.99)
+    panel = TrendPanel("probit", {"g": (x, y)}, {"g": fit_trend(x, y, "probit", "g")})
+    (ax, *_) = trend_figure({"": panel}, bands="none").axes
+    (cloud,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    (line,) = [ln for ln in ax.lines if ln.get_linewidth() == 2]
+    dense = n > DENSE_POINTS
+    assert (line.get_zorder() > cloud.get_zorder()) == dense
+    assert cloud.get_rasterized() == dense and (cloud.get_alpha() < 0.5) == dense

@@ -17,6 +17,7 @@ from divrob.fileio import atomic_path
 from divrob.plots.terminal import BAND_STYLES, TrendPanel, line_range
 
 FORMATS = ("png", "svg", "pdf")
+DENSE_POINTS = 2000  # above this many points in a group, a panel draws its lines over its points
 _LEGEND_WIDTH_IN = 2.2  # a strip right of the panels, where the legend goes
 
 # Dropping timestamps keeps SVG/PDF bytes stable when the data are, so re-exports do not churn.
@@ -90,22 +91,30 @@ def _trend_panel(ax, panel: TrendPanel, colors, bands, title, handles) -> None:
         return to_scale(v, panel.transform)
 
     (x_lo, x_hi), (y_lo, y_hi) = panel.ranges()
+    # A cloud of thousands of points would hide every line: then the points get small, faint and
+    # rasterised (an SVG or PDF stays small), and the lines, with bands, go on top of them.
+    dense = max((len(p[0]) for p in panel.points.values()), default=0) > DENSE_POINTS
+    over = 4 if dense else 0
     for g in panel.groups:
         color = colors[g]
         if g in panel.bands and bands != "none":
             b_grid, lo, hi = (np.asarray(v, dtype=np.float64) for v in panel.bands[g])
             if bands == "shade":
-                ax.fill_between(t(b_grid), t(lo), t(hi), color=color, alpha=0.2, linewidth=0, zorder=1)
+                ax.fill_between(t(b_grid), t(lo), t(hi), color=color, alpha=0.2, linewidth=0, zorder=1 + over)
             else:
                 for edge in (lo, hi):
-                    ax.plot(t(b_grid), t(edge), color=color, linewidth=0.8, linestyle=":", zorder=1)
+                    ax.plot(t(b_grid), t(edge), color=color, linewidth=0.8, linestyle=":", zorder=1 + over)
         grid = line_range(panel.points.get(g), panel.bands.get(g))
         if g in panel.trends and grid is not None:
-            (line,) = ax.plot(t(grid), t(panel.trends[g].predict(grid)), color=color, linewidth=2, zorder=2)
+            (line,) = ax.plot(t(grid), t(panel.trends[g].predict(grid)), color=color, linewidth=2, zorder=2 + over)
+            if dense:  # a white edge keeps a line visible over a cloud of its own colour
+                from matplotlib.patheffects import Normal, Stroke
+
+                line.set_path_effects([Stroke(linewidth=3.5, foreground="white"), Normal()])
             handles.setdefault(g, line)
         if g in panel.points and len(panel.points[g][0]):
-            pts = ax.scatter(t(panel.points[g][0]), t(panel.points[g][1]), color=color, s=14, alpha=0.75,
-                             edgecolors="none", zorder=3)
+            pts = ax.scatter(t(panel.points[g][0]), t(panel.points[g][1]), color=color, s=3 if dense else 14,
+                             alpha=0.15 if dense else 0.75, edgecolors="none", zorder=3, rasterized=dense)
             handles.setdefault(g, pts)
     for name, ref in panel.references.items():
         grid = np.linspace(x_lo, x_hi, 64)
