@@ -6,6 +6,7 @@ Jobs are the no-op stand-in run by the real local backend and manager."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -173,3 +174,30 @@ def test_a_long_first_decode_is_the_run_s_heartbeat(tmp_path):
     quiet.path.mkdir()
     decode_images(paths[:300], np.zeros(300, np.int64), 8, tmp_path / "cache2", HeartbeatReporter(SILENT, quiet))
     assert not quiet.log_path.exists()
+
+
+def test_a_cancelled_job_s_run_directory_says_cancelled_whatever_its_process_left(tmp_path):
+    # On SLURM, scancel may kill the process before it writes "cancelled", or a stop request (the
+    # time-limit warning, which 22.05 may send at once) may have left the run "queued" first; the
+    # job is cancelled, and the run directory (which the store reads) must say so too.
+    from divrob.runs.rundir import RunDir
+
+    ws = init_workspace(tmp_path / "ws")
+    (job,) = make_noop_jobs(ws, 1, "s", epochs=1)
+    rd = RunDir(ws.runs / job.job_id)
+    rd.path.mkdir(parents=True, exist_ok=True)
+    rd.set_status("queued", reason="stop requested (SIGUSR2): checkpointed at epoch 1 step 3")
+    m = manager(ws, Lines(), tmp_path / "alerts.txt")
+    m.jobs[job.job_id] = job
+    m.cancelling.add(job.job_id)
+    m._ended(job, {"ok": False, "error": "killed"})
+    assert job.state == "cancelled" and rd.status().state == "cancelled"
+    assert "cancelled" in rd.log_path.read_text()
+    finished = RunDir(ws.runs / "other")  # a run that ended on its own keeps its state
+    finished.path.mkdir()
+    finished.set_status("failed", reason="boom")
+    other = replace(job, job_id="other")
+    m.jobs["other"] = other
+    m.cancelling.add("other")
+    m._ended(other, {"ok": False})
+    assert finished.status().state == "failed"

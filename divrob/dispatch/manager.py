@@ -150,6 +150,12 @@ class Manager:
         job.state, job.reason, job.ended = state, reason, time.time()
         if job.kind in RUNDIR_KINDS:
             rd = RunDir(self.ws.runs / job.job_id)
+            if state == "cancelled" and rd.status().state not in DONE:
+                # the process was stopped before it could say so (SLURM's SIGKILL after scancel),
+                # or a stop request it met first left it queued: the run directory, which the
+                # store reads, must agree with the job
+                rd.log(f"cancelled: {reason or 'cancelled'}")
+                rd.set_status("cancelled", reason=reason or "cancelled")
             p = rd.status().progress  # an ended run's status keeps its last progress
             if p.updated is not None:
                 job.progress = p
