@@ -247,3 +247,19 @@ def test_exported_lines_stay_visible_over_a_dense_cloud(n):
     dense = n > DENSE_POINTS
     assert (line.get_zorder() > cloud.get_zorder()) == dense
     assert cloud.get_rasterized() == dense and (cloud.get_alpha() < 0.5) == dense
+
+
+def test_the_diagonal_s_label_is_left_out_where_it_would_be_cut():
+    # a study far below y = x: the diagonal leaves the panel near its left edge, where the
+    # right-aligned words "y = x" were cut to a stray "x" in the corner; the legend still names it
+    from divrob.analysis.trends import fit_trend
+
+    x = np.linspace(0.42, 0.76, 30)
+    y = np.linspace(0.13, 0.41, 30)
+    far = render_trends(TrendPanel("probit", {"g": (x, y)}, {"g": fit_trend(x, y, "probit", "g")}),
+                        width=80, height=24)
+    plot, legend = far.rsplit("\n", 1)
+    assert "y = x" not in plot and "y = x" in legend
+    assert not any(line.strip("│ ").startswith("x") for line in plot.splitlines()[:3])
+    near = render_trends(TrendPanel("probit", {"g": (x, x - 0.05)}), width=80, height=24)
+    assert "y = x" in near.rsplit("\n", 1)[0]  # with room, the diagonal is labelled on the plot

@@ -27,6 +27,7 @@ BAND_STYLES = ("none", "lines", "shade")
 _WIDTH_RANGE = (40, 240)
 _HEIGHT_RANGE = (12, 80)
 _FACET_MIN_WIDTH = 70  # panels go side by side when each can be at least this wide
+_DIAGONAL_LABEL_COLS = 12  # "y = x", right-aligned, plus the y-axis ticks' margin
 MAX_DRAWN = 2000  # points per group drawn: a terminal shows no more (80x24 cells of 2x4 dots)
 _MARKS = {"point": "•", "trend": "─", "band": "·", "shade": "░", "reference": "━", "diagonal": "╱"}
 
@@ -179,9 +180,11 @@ def draw_trends(fig, panel: TrendPanel, *, colors: dict[str, str] | None = None,
         pts = panel.points.get(g)
         if pts is not None and len(pts[0]):
             fig.scatter(list(t(pts[0])), list(t(pts[1])), color=colors[g], marker=_MARKS["point"])
-    if d_lo < d_hi:
-        # Labelled where it leaves the panel at the top right: above the data, which lies
-        # below y = x wherever OOD is harder than ID.
+    # Labelled where it leaves the panel at the top right: above the data, which lies below
+    # y = x wherever OOD is harder than ID. Where it leaves too close to the left edge for the
+    # words to fit (a study far below y = x), the legend alone names it: cut, it read "x".
+    room = (float(t(d_hi)) - float(t(x_lo))) / max(float(t(x_hi)) - float(t(x_lo)), 1e-12) * width
+    if d_lo < d_hi and room >= _DIAGONAL_LABEL_COLS:
         fig.text("y = x", float(t(d_hi)), float(t(d_hi)), color=REFERENCE_COLOR, alignment="right")
     x_ticks = metric_ticks(x_lo, x_hi, tf, max_ticks=max(2, width // 12))
     y_ticks = metric_ticks(y_lo, y_hi, tf, max_ticks=max(2, height // 4))
